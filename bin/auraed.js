@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+import { main } from "../dist/daemon/main.js";
+await main();

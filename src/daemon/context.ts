@@ -1,0 +1,31 @@
+import type { Logger } from "./logger.js";
+
+/** How auraed was started; chosen once at start (BEHAVIOUR.md section 1). */
+export type DaemonMode = "daemon" | "pid1" | "nested";
+
+/** What every service of one daemon shares. Built once in main.ts. */
+export interface DaemonContext {
+  mode: DaemonMode;
+  version: string;
+  runtimeDir: string;
+  libraryDir: string;
+  /** The cgroup (relative to each hierarchy's root) under which every cell lives. */
+  cgroupParent: string;
+  /** Grace period between SIGTERM and SIGKILL when stopping executables. */
+  stopGraceMs: number;
+  logger: Logger;
+  /** Paths of the TLS material the daemon serves with (VMs sign guest certificates with the CA). */
+  tls: { caCrt: string; serverCrt: string; serverKey: string };
+}
+
+/**
+ * A gRPC service the daemon serves: registered in one place (server/routes.ts).
+ * `shutdown` is called in reverse order of registration during graceful shutdown.
+ */
+export interface ServiceModule {
+  /** The fully qualified gRPC service name, as health reports it. */
+  name: string;
+  definition: import("@grpc/grpc-js").ServiceDefinition;
+  implementation: import("@grpc/grpc-js").UntypedServiceImplementation;
+  shutdown?(): Promise<void>;
+}

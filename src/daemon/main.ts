@@ -1,0 +1,136 @@
+import { Command, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DaemonContext, DaemonMode, ServiceModule } from "./context.js";
+import { createDiscoveryService } from "./discovery/service.js";
+import { HealthRegistry, ServingStatus } from "./health/registry.js";
+import { createHealthService } from "./health/service.js";
+import { Logger } from "./logger.js";
+import { parseListenAddress, type ListenAddress } from "./server/address.js";
+import { buildAuraeServices } from "./server/routes.js";
+import { DaemonServer } from "./server/server.js";
+import { loadServerCredentials, StartupError } from "./server/tls.js";
+
+export const VERSION: string = (() => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+})();
+
+export interface DaemonOptions {
+  serverCrt: string;
+  serverKey: string;
+  caCrt: string;
+  socket?: string;
+  runtimeDir: string;
+  libraryDir: string;
+  verbose: boolean;
+  nested: boolean;
+  cgroupParent: string;
+  stopGraceMs: number;
+  drainMs: number;
+}
+
+function parseArgs(argv: string[]): DaemonOptions {
+  const program = new Command("auraed")
+    .description("Aurae node daemon: runs cells, executables and micro-VMs behind an mTLS gRPC API.")
+    .version(VERSION)
+    .option("--server-crt <path>", "server certificate (PEM)", "/etc/aurae/pki/_signed.server.crt")
+    .option("--server-key <path>", "server private key (PEM)", "/etc/aurae/pki/server.key")
+    .option("--ca-crt <path>", "CA certificate that client certificates must chain to", "/etc/aurae/pki/ca.crt")
+    .option("-s, --socket <path|host:port>", "Unix socket path, or host:port / [ipv6]:port for TCP (default: <runtime-dir>/aurae.sock; [::]:8080 as pid 1)")
+    .option("-r, --runtime-dir <dir>", "runtime directory", "/var/run/aurae")
+    .option("-l, --library-dir <dir>", "library directory (persistent state, images)", "/var/lib/aurae")
+    .option("-v, --verbose", "log debug records", false)
+    .option("--nested", "run as a nested daemon (inside a cell or guest)", false)
+    .addOption(new Option("--cgroup-parent <name>", "cgroup (in every hierarchy) under which all cells live").default("aurae"))
+    .addOption(new Option("--stop-grace-ms <ms>", "grace period between SIGTERM and SIGKILL when stopping executables").default(5000).argParser(intArg("--stop-grace-ms")))
+    .addOption(new Option("--drain-ms <ms>", "how long shutdown waits for running calls before cancelling them").default(5000).argParser(intArg("--drain-ms")))
+    .addHelpText("after", "\nExample:\n  npx aer pki create --install && sudo npx auraed\n");
+  program.parse(argv);
+  return program.opts<DaemonOptions>();
+}
+
+function intArg(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new StartupError(`${flag} must be a non-negative integer, got '${v}'`);
+    return n;
+  };
+}
+
+function chooseMode(opts: DaemonOptions): DaemonMode {
+  if (process.pid === 1) return "pid1";
+  return opts.nested ? "nested" : "daemon";
+}
+
+/** Runs the daemon until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runDaemon(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv);
+  const logger = new Logger({ level: opts.verbose ? "debug" : "info" });
+  const mode = chooseMode(opts);
+  const ctx: DaemonContext = {
+    mode,
+    version: VERSION,
+    runtimeDir: opts.runtimeDir,
+    libraryDir: opts.libraryDir,
+    cgroupParent: opts.cgroupParent,
+    stopGraceMs: opts.stopGraceMs,
+    logger,
+    tls: { caCrt: opts.caCrt, serverCrt: opts.serverCrt, serverKey: opts.serverKey },
+  };
+  const address: ListenAddress = parseListenAddress(
+    opts.socket ?? (mode === "pid1" ? "[::]:8080" : join(opts.runtimeDir, "aurae.sock")),
+  );
+  const credentials = loadServerCredentials(ctx.tls);
+
+  const health = new HealthRegistry();
+  let serving = false;
+  const services: ServiceModule[] = [
+    createDiscoveryService(ctx, () => serving),
+    ...(await buildAuraeServices(ctx)),
+  ];
+  const healthModule = createHealthService(logger, health);
+  const server = new DaemonServer(logger, [healthModule, ...services]);
+  await server.listen(address, credentials);
+
+  health.set("", ServingStatus.SERVING);
+  for (const s of services) health.set(s.name, ServingStatus.SERVING);
+  serving = true;
+  logger.info("auraed started", { version: VERSION, mode, pid: process.pid });
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  logger.info("shutting down", { signal });
+  serving = false;
+  health.shutdown();
+  // Let watchers see NOT_SERVING before their streams end.
+  await new Promise((r) => setImmediate(r));
+  healthModule.endWatches();
+  const closing = server.close(opts.drainMs);
+  for (const s of [...services].reverse()) {
+    try {
+      await s.shutdown?.();
+    } catch (err) {
+      logger.error(`failed to shut down ${s.name}: ${(err as Error).message}`);
+    }
+  }
+  await closing;
+  logger.info("auraed stopped");
+  return 0;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    const code = await runDaemon(argv);
+    process.exit(code);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`auraed failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,56 @@
+import { Server, type ServerCredentials } from "@grpc/grpc-js";
+import type { ServiceModule } from "../context.js";
+import type { Logger } from "../logger.js";
+import { describeAddress, grpcTarget, type ListenAddress } from "./address.js";
+import { prepareUnixSocket, removeSocket } from "./socket.js";
+import { chmodSync } from "node:fs";
+import { StartupError } from "./tls.js";
+
+/** Limits every listener enforces (a resource a client controls is bounded). */
+const SERVER_OPTIONS = {
+  "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  "grpc.max_concurrent_streams": 1024,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+/** The daemon's gRPC server: every service registered here, mTLS on every listener. */
+export class DaemonServer {
+  readonly server = new Server(SERVER_OPTIONS);
+  private readonly bound: ListenAddress[] = [];
+
+  constructor(private readonly logger: Logger, private readonly modules: ServiceModule[]) {
+    for (const m of modules) this.server.addService(m.definition, m.implementation);
+  }
+
+  async listen(address: ListenAddress, credentials: ServerCredentials): Promise<void> {
+    if (address.kind === "unix") await prepareUnixSocket(address.path);
+    await new Promise<void>((resolve, reject) => {
+      this.server.bindAsync(grpcTarget(address), credentials, (err) => {
+        if (err) reject(new StartupError(`auraed cannot listen on '${describeAddress(address)}': ${err.message}`));
+        else resolve();
+      });
+    });
+    if (address.kind === "unix") chmodSync(address.path, 0o660);
+    this.bound.push(address);
+    this.logger.info("listening", { address: describeAddress(address), tls: "mutual" });
+  }
+
+  /**
+   * Stops accepting calls and waits for running calls to finish for up to `drainMs`, then
+   * cancels what is left. Removes the Unix sockets it created.
+   */
+  async close(drainMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.logger.warn("calls still running after the drain period, cancelling them", { drainMs });
+        this.server.forceShutdown();
+        resolve();
+      }, drainMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    for (const a of this.bound) if (a.kind === "unix") removeSocket(a.path);
+  }
+}

@@ -1,0 +1,150 @@
+import { ChannelCredentials } from "@grpc/grpc-js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { clientConfigToml, SERVER_NAME, type DevPki } from "../../src/pki/pki.js";
+import { testPki } from "./pki.js";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+export const AURAED = join(REPO, "bin/auraed.js");
+
+let counter = 0;
+
+export interface TestDaemon {
+  /** the temp dir holding runtime, library and config */
+  dir: string;
+  /** Unix socket path, or undefined when listening on TCP */
+  socket?: string;
+  /** grpc target for clients: unix:///path or host:port */
+  target: string;
+  pki: DevPki;
+  credentials: ChannelCredentials;
+  clientOptions: Record<string, string | number>;
+  /** a client config file (Aurae's TOML format) pointing at this daemon */
+  configPath: string;
+  cgroupParent: string;
+  process: ChildProcess;
+  /** every stderr line so far */
+  logs: string[];
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** sends SIGTERM (or the given signal) and resolves with the exit code */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** extra flags for auraed */
+  args?: string[];
+  /** --socket value; default a socket in the temp dir */
+  socket?: string;
+  cgroupParent?: string;
+  env?: NodeJS.ProcessEnv;
+  /** resolve once started (default) or return right after spawn */
+  waitReady?: boolean;
+  stopGraceMs?: number;
+}
+
+/** Client mTLS credentials from the shared test PKI (client "nova" by default). */
+export async function clientCredentials(client = "nova"): Promise<ChannelCredentials> {
+  const pki = await testPki();
+  const pair = pki.clients[client]!;
+  return ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(pair.key), readFileSync(pair.crt));
+}
+
+export const CLIENT_OPTIONS = { "grpc.ssl_target_name_override": SERVER_NAME, "grpc.default_authority": SERVER_NAME };
+
+/** Starts a real auraed (from dist/) with a temp PKI, runtime dir and socket. */
+export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  const pki = await testPki();
+  const dir = mkdtempSync(join(tmpdir(), "aurae-test-d-"));
+  const socketArg = opts.socket ?? join(dir, "aurae.sock");
+  const isTcp = /:\d+$/.test(socketArg) && !socketArg.includes("/");
+  const cgroupParent = opts.cgroupParent ?? `aurae-test-${process.pid}-${++counter}`;
+  const args = [
+    AURAED,
+    "--ca-crt", pki.caCrt,
+    "--server-crt", pki.serverCrt,
+    "--server-key", pki.serverKey,
+    "--socket", socketArg,
+    "--runtime-dir", join(dir, "run"),
+    "--library-dir", join(dir, "lib"),
+    "--cgroup-parent", cgroupParent,
+    "--stop-grace-ms", String(opts.stopGraceMs ?? 2000),
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+  const logs: string[] = [];
+  const waiters = new Set<() => void>();
+  let buf = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      logs.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+    for (const w of waiters) w();
+  });
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+
+  const waitForLog = (re: RegExp, timeoutMs = 15000) =>
+    new Promise<string>((resolveLog, reject) => {
+      const check = () => {
+        const hit = logs.find((l) => re.test(l));
+        if (hit !== undefined) {
+          cleanup();
+          resolveLog(hit);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for log ${re}; logs:\n${logs.join("\n")}${buf}`));
+      }, timeoutMs);
+      const onExit = () => {
+        cleanup();
+        reject(new Error(`auraed exited while waiting for ${re}; logs:\n${logs.join("\n")}${buf}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        child.off("exit", onExit);
+      };
+      waiters.add(check);
+      child.once("exit", onExit);
+      check();
+    });
+
+  const configPath = join(dir, "config");
+  const nova = pki.clients["nova"]!;
+  writeFileSync(configPath, clientConfigToml({ caCrt: pki.caCrt, clientCrt: nova.crt, clientKey: nova.key, socket: socketArg }));
+
+  const d: TestDaemon = {
+    dir,
+    socket: isTcp ? undefined : socketArg,
+    target: isTcp ? socketArg : `unix://${socketArg}`,
+    pki,
+    credentials: await clientCredentials(),
+    clientOptions: CLIENT_OPTIONS,
+    configPath,
+    cgroupParent,
+    process: child,
+    logs,
+    waitForLog,
+    async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30000) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        rmSync(dir, { recursive: true, force: true });
+        return child.exitCode;
+      }
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+  if (opts.waitReady !== false) await waitForLog(/"msg":"auraed started"/);
+  return d;
+}
