@@ -1,0 +1,58 @@
+/** Percentiles and timing helpers for benchmarks. All durations in milliseconds. */
+export interface Summary {
+  n: number;
+  p50: number;
+  p90: number;
+  mean: number;
+  min: number;
+}
+
+export function summarize(samples: number[]): Summary {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { n: s.length, p50: at(0.5), p90: at(0.9), mean: s.reduce((a, b) => a + b, 0) / s.length, min: s[0]! };
+}
+
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** Runs `fn` `warmup` times unmeasured, then `runs` times measured (sequentially). */
+export async function measure(runs: number, fn: () => Promise<unknown>, warmup = Math.min(20, runs)): Promise<Summary> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = nowMs();
+    await fn();
+    samples.push(nowMs() - t);
+  }
+  return summarize(samples);
+}
+
+/**
+ * Measures product and floor interleaved in rounds, so drift on a shared machine hits both alike.
+ */
+export async function measurePair(
+  runs: number,
+  product: () => Promise<unknown>,
+  floor: () => Promise<unknown>,
+  warmup = Math.min(20, runs),
+): Promise<{ product: Summary; floor: Summary }> {
+  for (let i = 0; i < warmup; i++) {
+    await product();
+    await floor();
+  }
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    let t = nowMs();
+    await product();
+    a.push(nowMs() - t);
+    t = nowMs();
+    await floor();
+    b.push(nowMs() - t);
+  }
+  return { product: summarize(a), floor: summarize(b) };
+}
+
+export const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
