@@ -1,22 +1,15 @@
-import { Server, ServerCredentials, ChannelCredentials, makeGenericClientConstructor, type Client } from "@grpc/grpc-js";
+import { ChannelCredentials, makeGenericClientConstructor, type Client } from "@grpc/grpc-js";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DevPki } from "../../src/pki/pki.js";
+import { ECHO } from "./echo-def.js";
 
-/** A bare grpc-js unary echo over mTLS on a Unix socket: the floor for any unary RPC. */
-const ECHO = {
-  echo: {
-    path: "/bench.Echo/Echo",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
-};
-
+/**
+ * The floor for any unary RPC: a bare grpc-js unary echo over mTLS on a Unix socket, served by
+ * its own Node process (as the daemon is), called from this process.
+ */
 export interface EchoFloor {
   call(payload?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
@@ -25,14 +18,13 @@ export interface EchoFloor {
 export async function startEchoFloor(pki: DevPki, clientOptions: object): Promise<EchoFloor> {
   const dir = mkdtempSync(join(tmpdir(), "aurae-bench-echo-"));
   const socket = join(dir, "echo.sock");
-  const server = new Server();
-  server.addService(ECHO, { echo: (call: { request: Buffer }, cb: (e: null, r: Buffer) => void) => cb(null, call.request) });
-  const creds = ServerCredentials.createSsl(
-    readFileSync(pki.caCrt),
-    [{ private_key: readFileSync(pki.serverKey), cert_chain: readFileSync(pki.serverCrt) }],
-    true,
-  );
-  await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, creds, (e) => (e ? rej(e) : res())));
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "echo-server.ts"), socket, pki.caCrt, pki.serverCrt, pki.serverKey], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise((res, rej) => {
+    child.stdout!.once("data", res);
+    child.once("exit", (c) => rej(new Error(`echo server exited ${c}`)));
+  });
   const nova = pki.clients["nova"]!;
   const Ctor = makeGenericClientConstructor(ECHO, "Echo");
   const client = new Ctor(
@@ -45,7 +37,8 @@ export async function startEchoFloor(pki: DevPki, clientOptions: object): Promis
     call: (payload = empty) => new Promise((res, rej) => client.echo(payload, (e, r) => (e ? rej(e) : res(r)))),
     async close() {
       client.close();
-      await new Promise<void>((r) => server.tryShutdown(() => r()));
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
       rmSync(dir, { recursive: true, force: true });
     },
   };
