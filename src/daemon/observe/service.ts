@@ -1,4 +1,4 @@
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import {
   ObserveServiceService,
   type GetAuraeDaemonLogStreamRequest,
@@ -140,6 +140,8 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
           throw notFound(`cell '${r.cellName}': not found`);
         }
         const sub = hub.subscribe({ cellName: r.cellName });
+        // headers now tell the client that the subscription is live (signals before it are not sent)
+        call.sendMetadata(new Metadata());
         const w = new StreamWriter(call);
         const stop = () => sub.close();
         active.add(stop);

@@ -1,0 +1,261 @@
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as grpc from "@grpc/grpc-js";
+import {
+  LogChannelType,
+  ObserveServiceClient,
+  WorkloadType,
+  type LogItem,
+} from "../../src/api/aurae/observe/v0/observe.js";
+import { Logger } from "../../src/daemon/logger.js";
+import type { DaemonContext, ServiceModule } from "../../src/daemon/context.js";
+import { createObserveService } from "../../src/daemon/observe/service.js";
+import { createOutputSinkFactory } from "../../src/daemon/observe/output-log.js";
+import type { ExecutableDirectory, ObservedExecutable, OutputSinkFactory } from "../../src/daemon/observe/ports.js";
+
+/**
+ * A test-only ExecutableDirectory: runs `sh -c` with child_process and feeds the observe
+ * service's OutputLogs, as the cells service does (a fake at the port).
+ */
+class SpawnDirectory implements ExecutableDirectory {
+  readonly exes: (ObservedExecutable & { child: ChildProcess; exited: Promise<number> })[] = [];
+  constructor(private readonly sinks: OutputSinkFactory) {}
+
+  start(cellName: string, executableName: string, command: string) {
+    const child = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"] });
+    const owner = { cellName, executableName };
+    const stdout = this.sinks("stdout", owner);
+    const stderr = this.sinks("stderr", owner);
+    child.stdout!.on("data", (c: Buffer) => stdout.write(c));
+    child.stdout!.on("end", () => stdout.end());
+    child.stderr!.on("data", (c: Buffer) => stderr.write(c));
+    child.stderr!.on("end", () => stderr.end());
+    const exited = new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? -1)));
+    const exe = { cellName, executableName, pid: child.pid!, hostPid: child.pid!, stdout, stderr, child, exited };
+    this.exes.push(exe);
+    return exe;
+  }
+
+  findByPid(pid: number, cellName?: string) {
+    return this.exes.find((e) => e.pid === pid && (cellName === undefined || e.cellName === cellName));
+  }
+  hasCell(cellName: string) {
+    return cellName === "test";
+  }
+  describeHostPid() {
+    return undefined;
+  }
+  killAll() {
+    for (const e of this.exes) if (e.child.exitCode === null && e.child.signalCode === null) e.child.kill("SIGKILL");
+  }
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), `observe-svc-${process.pid}-`));
+const socket = path.join(dir, "observe.sock");
+const logger = new Logger({ write: () => {}, backlogLimit: 100 });
+const directory = new SpawnDirectory(createOutputSinkFactory());
+let service: ServiceModule;
+let server: grpc.Server;
+let client: ObserveServiceClient;
+
+before(async () => {
+  const ctx = {
+    mode: "daemon",
+    version: "test",
+    runtimeDir: dir,
+    libraryDir: dir,
+    cgroupParent: `observe-svc-${process.pid}`,
+    stopGraceMs: 1000,
+    logger,
+    tls: { caCrt: "", serverCrt: "", serverKey: "" },
+  } satisfies DaemonContext;
+  logger.info("before the service", { n: 1 });
+  service = createObserveService(ctx, { directory });
+  server = new grpc.Server();
+  server.addService(service.definition, service.implementation);
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  client = new ObserveServiceClient(`unix:${socket}`, grpc.credentials.createInsecure());
+});
+
+after(async () => {
+  directory.killAll();
+  client?.close();
+  await service?.shutdown?.();
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Collected {
+  items: LogItem[];
+  error?: grpc.ServiceError;
+}
+
+function collect(stream: grpc.ClientReadableStream<{ item?: LogItem }>): Promise<Collected> {
+  return new Promise((resolve) => {
+    const items: LogItem[] = [];
+    stream.on("data", (m: { item?: LogItem }) => items.push(m.item!));
+    stream.on("error", (error: grpc.ServiceError) => resolve({ items, error }));
+    stream.on("end", () => resolve({ items }));
+  });
+}
+
+function subProcess(pid: number, channelType: LogChannelType, cellName?: string) {
+  return client.getSubProcessStream({ processId: pid, channelType, cellName });
+}
+
+test("the daemon log stream sends the backlog first and then a record logged after subscribing", async () => {
+  const stream = client.getAuraeDaemonLogStream({});
+  const items: LogItem[] = [];
+  const gotLive = new Promise<void>((resolve) =>
+    stream.on("data", (m: { item: LogItem }) => {
+      items.push(m.item);
+      if (m.item.line.includes("after subscribing")) resolve();
+    }),
+  );
+  stream.on("error", () => {});
+  // wait until the backlog arrived, so the next record is live
+  await new Promise<void>((resolve) => {
+    const t = setInterval(() => items.length > 0 && (clearInterval(t), resolve()), 5);
+  });
+  const second = client.getAuraeDaemonLogStream({});
+  const secondItems = collect(second);
+  logger.warn("after subscribing", { k: "v" });
+  await gotLive;
+  stream.cancel();
+  const first = items[0]!;
+  assert.equal(first.channel, "auraed");
+  assert.equal(JSON.parse(first.line).msg, "before the service");
+  const live = items.find((i) => i.line.includes("after subscribing"))!;
+  assert.deepEqual(
+    (({ level, msg, k }) => ({ level, msg, k }))(JSON.parse(live.line)),
+    { level: "warn", msg: "after subscribing", k: "v" },
+  );
+  assert.ok(Math.abs(live.timestamp - Date.now()) < 60_000, "timestamp is milliseconds since the epoch");
+  // a second subscriber at the same time gets the same records
+  await new Promise((r) => setTimeout(r, 50));
+  second.cancel();
+  const s = await secondItems;
+  assert.ok(s.items.some((i) => i.line.includes("after subscribing")));
+});
+
+test("stdout and stderr of an executable each get exactly their lines in order and then end", async () => {
+  const exe = directory.start("test", "echo", "echo out; echo err 1>&2; echo out2; printf 'no newline'");
+  const [out, err] = await Promise.all([
+    collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT)),
+    collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDERR, "test")),
+  ]);
+  assert.equal(out.error, undefined);
+  assert.equal(err.error, undefined);
+  assert.deepEqual(out.items.map((i) => [i.channel, i.line]), [["stdout", "out"], ["stdout", "out2"], ["stdout", "no newline"]]);
+  assert.deepEqual(err.items.map((i) => [i.channel, i.line]), [["stderr", "err"]]);
+  // after the process exited, a new reader still gets the history and an end
+  await exe.exited;
+  const again = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDERR));
+  assert.deepEqual(again.items.map((i) => i.line), ["err"]);
+});
+
+test("an unknown pid is NOT_FOUND and an unspecified or unknown channel is INVALID_ARGUMENT", async () => {
+  const exe = directory.start("test", "quiet", "true");
+  const unknown = await collect(subProcess(999_999_99, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
+  assert.equal(unknown.error?.code, grpc.status.NOT_FOUND);
+  assert.match(unknown.error!.details, /process 99999999: not found/);
+  const wrongCell = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT, "other"));
+  assert.equal(wrongCell.error?.code, grpc.status.NOT_FOUND);
+  const unspecified = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_UNSPECIFIED));
+  assert.equal(unspecified.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(unspecified.error!.details, /channel_type/);
+  const bogus = await collect(subProcess(exe.pid, 7 as LogChannelType));
+  assert.equal(bogus.error?.code, grpc.status.INVALID_ARGUMENT);
+});
+
+test("signal workloads: unknown cell is NOT_FOUND, pods and VMs are UNIMPLEMENTED", async () => {
+  const sig = (workloadType: WorkloadType, id: string) =>
+    collect(client.getPosixSignalsStream({ workload: { workloadType, id } }) as never);
+  assert.equal((await sig(WorkloadType.WORKLOAD_TYPE_CELL, "nope")).error?.code, grpc.status.NOT_FOUND);
+  assert.equal((await sig(WorkloadType.WORKLOAD_TYPE_POD_SANDBOX, "p")).error?.code, grpc.status.UNIMPLEMENTED);
+  assert.equal((await sig(WorkloadType.WORKLOAD_TYPE_VM, "v")).error?.code, grpc.status.UNIMPLEMENTED);
+  assert.equal((await sig(WorkloadType.WORKLOAD_TYPE_CELL, "")).error?.code, grpc.status.INVALID_ARGUMENT);
+});
+
+test("100,000 lines arrive complete and in order", async () => {
+  const exe = directory.start("test", "seq", "seq 1 100000");
+  const { items, error } = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
+  assert.equal(error, undefined);
+  assert.equal(items.length, 100_000);
+  for (let i = 0; i < items.length; i++) {
+    if (items[i]!.line !== String(i + 1) || items[i]!.droppedBefore !== 0) {
+      assert.fail(`item ${i}: ${JSON.stringify(items[i])}`);
+    }
+  }
+});
+
+/** Checks that every received line follows the previous one, apart from lines reported dropped. */
+function checkAccounted(items: LogItem[], total: number): { received: number; dropped: number } {
+  let expected = 1;
+  let dropped = 0;
+  for (const it of items) {
+    expected += it.droppedBefore;
+    dropped += it.droppedBefore;
+    assert.equal(it.line, String(expected), `line after ${dropped} dropped`);
+    expected++;
+  }
+  assert.equal(expected - 1, total, "every line was received or counted as dropped");
+  return { received: items.length, dropped };
+}
+
+test("a reader that stops reading slows neither a second reader nor the executable", async () => {
+  const N = 300_000;
+  const run = async (withStalled: boolean) => {
+    const t0 = performance.now();
+    const exe = directory.start("test", `seq-${withStalled}`, `seq 1 ${N}`);
+    let stalled: grpc.ClientReadableStream<{ item?: LogItem }> | undefined;
+    let stalledDone: Promise<Collected> | undefined;
+    if (withStalled) {
+      stalled = subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT);
+      stalledDone = collect(stalled);
+      stalled.pause();
+    }
+    const reader = collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
+    await exe.exited;
+    const exitMs = performance.now() - t0;
+    const r = await reader;
+    const readMs = performance.now() - t0;
+    assert.equal(r.error, undefined);
+    const acc = checkAccounted(r.items, N);
+    let stalledAcc: { received: number; dropped: number } | undefined;
+    if (stalled) {
+      stalled.resume();
+      const s = await stalledDone!;
+      stalledAcc = checkAccounted(s.items, N);
+    }
+    return { exitMs, readMs, acc, stalledAcc };
+  };
+  const base = await run(false);
+  const withStalled = await run(true);
+  console.log(
+    `# ${N} lines: alone exit ${base.exitMs.toFixed(0)} ms, read ${base.readMs.toFixed(0)} ms (dropped ${base.acc.dropped});` +
+      ` with a stalled reader exit ${withStalled.exitMs.toFixed(0)} ms, read ${withStalled.readMs.toFixed(0)} ms` +
+      ` (dropped ${withStalled.acc.dropped}); stalled reader dropped ${withStalled.stalledAcc!.dropped}`,
+  );
+  assert.ok(withStalled.exitMs < base.exitMs * 3 + 1000, "the executable is not slowed");
+  assert.ok(withStalled.readMs < base.readMs * 3 + 1000, "the second reader is not slowed");
+  assert.ok(withStalled.stalledAcc!.dropped > 0, "the stalled reader lost lines and was told");
+});
+
+test("a cancelled stream releases its reader promptly", async () => {
+  const exe = directory.start("test", "sleeper", "echo hi; sleep 30");
+  const stream = subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT);
+  const first = await new Promise<LogItem>((resolve) => stream.once("data", (m: { item: LogItem }) => resolve(m.item)));
+  assert.equal(first.line, "hi");
+  const done = collect(stream);
+  stream.cancel();
+  const r = await done;
+  assert.equal(r.error?.code, grpc.status.CANCELLED);
+  exe.child.kill("SIGKILL");
+});
