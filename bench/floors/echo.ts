@@ -31,7 +31,7 @@ export async function startEchoFloor(pki: DevPki, clientOptions: object): Promis
     `unix://${socket}`,
     ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(nova.key), readFileSync(nova.crt)),
     clientOptions,
-  ) as Client & { echo: (req: Buffer, cb: (e: Error | null, r: Buffer) => void) => void };
+  ) as unknown as Client & { echo: (req: Buffer, cb: (e: Error | null, r: Buffer) => void) => void };
   const empty = Buffer.alloc(0);
   return {
     call: (payload = empty) => new Promise((res, rej) => client.echo(payload, (e, r) => (e ? rej(e) : res(r)))),

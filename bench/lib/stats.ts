@@ -56,3 +56,36 @@ export async function measurePair(
 }
 
 export const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
+
+/** One contender of an interleaved measurement: `run` is timed, `after` (cleanup) is not. */
+export interface Contender {
+  run: () => Promise<unknown>;
+  after?: () => Promise<unknown>;
+}
+
+/**
+ * Measures several contenders interleaved in rounds (each round runs each once, in order), so
+ * drift on a shared machine hits all alike. Returns one summary per contender.
+ */
+export async function measureRounds(runs: number, contenders: Contender[], warmup = Math.min(10, runs)): Promise<Summary[]> {
+  const samples: number[][] = contenders.map(() => []);
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const [k, c] of contenders.entries()) {
+      const t = nowMs();
+      await c.run();
+      const dt = nowMs() - t;
+      if (i >= warmup) samples[k]!.push(dt);
+      if (c.after) await c.after();
+    }
+  }
+  return samples.map(summarize);
+}
+
+/** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight; rejects on the first error. */
+export async function pool(n: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
+}

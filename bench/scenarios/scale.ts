@@ -1,0 +1,129 @@
+import { checkClean } from "../lib/leftovers.js";
+import { rssMb } from "../lib/proc.js";
+import type { Row } from "../lib/report.js";
+import { measure, measureRounds, nowMs, pool, type Summary } from "../lib/stats.js";
+import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
+import type { BenchContext } from "../run.js";
+
+/**
+ * Scale, on a fresh daemon of its own: `cells` cells and `exes` running executables
+ * (`sleep 100000`, spread evenly over the cells). Reports List latency and Start latency (of
+ * `true` in a probe cell, stopped untimed) at that size vs the empty daemon, the daemon's RSS,
+ * and the time from SIGTERM to the daemon's exit with everything running. Afterwards the bench
+ * checks that nothing of the daemon's is left (and removes it if something is).
+ * --quick: 100 cells / 1,000 executables.
+ */
+export async function run(b: BenchContext): Promise<Row[]> {
+  const nCells = b.quick ? 100 : 1000;
+  const nExes = b.quick ? 1000 : 10000;
+  const size = `${nCells} cells / ${nExes} executables`;
+  const L = `List latency at ${size} vs empty`;
+  const S = `Start latency at ${size} vs empty`;
+  const R = `Daemon RSS at ${size}`;
+  const T = `Shutdown (SIGTERM to exit) at ${size}`;
+  const d = await b.startDaemon({ stopGraceMs: 2000 });
+  const cells = cellsClient(d, { maxReceiveBytes: 256 * 2 ** 20 });
+  const rows: Row[] = [];
+  let stopped = false;
+  try {
+    const probe = uniqueName("bench-probe");
+    try {
+      await cells.allocate({ name: probe });
+    } catch (err) {
+      if (!isSkippable(err)) throw err;
+      return [L, S, R, T].map((s) => skipRow(s, "ms", statusName(err)));
+    }
+    const runs = b.runs(100);
+    const listEmpty = await measure(runs, () => cells.list());
+    const startEmpty = await measureStart(cells, probe, runs);
+
+    // build up: cells first, then executables spread over them, 16 calls in flight
+    const names = Array.from({ length: nCells }, (_, i) => `bench-scale-${i}`);
+    let t = nowMs();
+    await pool(nCells, 16, (i) => cells.allocate({ name: names[i]!, cpu: { max: 100000, period: 100000 }, pids: { max: 1000 } }));
+    const allocMs = nowMs() - t;
+    let started = 0;
+    let startError = "";
+    t = nowMs();
+    await pool(nExes, 16, async (i) => {
+      if (startError) return;
+      try {
+        await cells.start(names[i % nCells]!, `sleep-${i}`, "sleep 100000");
+        started++;
+      } catch (err) {
+        startError ||= `Start #${i} failed after ${started} running: ${statusName(err)}`;
+      }
+    });
+    const buildMs = nowMs() - t;
+    process.stderr.write(`bench: scale: ${nCells} cells in ${allocMs.toFixed(0)} ms, ${started} executables in ${buildMs.toFixed(0)} ms${startError ? `; ${startError}` : ""}\n`);
+    const reached = `${nCells} cells / ${started} executables`;
+    const buildNote = `built in ${(allocMs / 1000).toFixed(1)} s + ${(buildMs / 1000).toFixed(1)} s${startError ? `; ${startError}` : ""}`;
+
+    const listFull = await measure(Math.max(10, Math.floor(runs / 5)), () => cells.list(), 2);
+    const startFull = await measureStart(cells, probe, runs);
+    const rss = rssMb(d.process.pid!);
+    const listed = countExecutables(await cells.list());
+
+    t = nowMs();
+    const code = await d.stop("SIGTERM", 600_000);
+    const shutdownMs = nowMs() - t;
+    stopped = true;
+    const dirty = await checkClean(d.cgroupParent);
+
+    const full = started === nExes;
+    rows.push(
+      { scenario: L, product: listFull, floor: listEmpty, unit: "ms", note: `at ${reached}; List reported ${listed} executables` },
+      {
+        scenario: S,
+        product: startFull,
+        floor: startEmpty,
+        unit: "ms",
+        aim: "<= 1.5x",
+        met: full && startFull.p50 / startEmpty.p50 <= 1.5,
+        note: full ? buildNote : `only ${reached}: ${buildNote}`,
+      },
+      { scenario: R, product: rss, unit: "MB", aim: "< 250 MB", met: full && rss < 250, note: full ? "" : `only ${reached}` },
+      {
+        scenario: T,
+        product: shutdownMs,
+        unit: "ms",
+        aim: "exit 0, nothing left",
+        met: code === 0 && !dirty,
+        note: `exit code ${code}${dirty ? `; ${dirty}` : "; nothing left behind"}`,
+      },
+    );
+    return rows;
+  } finally {
+    cells.close();
+    if (!stopped) {
+      await d.stop("SIGTERM", 600_000);
+      await checkClean(d.cgroupParent);
+    }
+  }
+}
+
+async function measureStart(cells: Cells, cell: string, runs: number): Promise<Summary> {
+  let last = "";
+  const [s] = await measureRounds(runs, [
+    {
+      run: async () => {
+        last = uniqueName("t");
+        await cells.start(cell, last, "true");
+      },
+      after: () => cells.stop(cell, last),
+    },
+  ]);
+  return s!;
+}
+
+function countExecutables(r: { cells: Array<{ executables?: unknown[]; children: unknown[] }> }): number {
+  let n = 0;
+  const walk = (nodes: Array<{ executables?: unknown[]; children: unknown[] }>) => {
+    for (const c of nodes) {
+      n += c.executables?.length ?? 0;
+      walk(c.children as typeof nodes);
+    }
+  };
+  walk(r.cells);
+  return n;
+}

@@ -1,0 +1,75 @@
+import { startEchoFloor } from "../floors/echo.js";
+import { makeBundle, ociPeers } from "../floors/oci.js";
+import { spawnWait } from "../floors/process.js";
+import type { Row } from "../lib/report.js";
+import { measureRounds, type Contender } from "../lib/stats.js";
+import { cellsClient, orSkip, uniqueName } from "../lib/wire.js";
+import type { BenchContext } from "../run.js";
+
+const MAIN = "Start `true` in a cell vs echo RPC + Node spawn(/bin/true)";
+
+/**
+ * Executable Start of `true` in a (non-isolated) cell, timed from the call to the response,
+ * vs the floor: one bare mTLS echo RPC plus Node `spawn('/bin/true')` to its exit. Peers:
+ * `runc run` and `crun run` of a busybox bundle running `true`, to exit. Each executable is
+ * stopped (untimed) after its Start so that names do not pile up.
+ */
+export async function run(b: BenchContext): Promise<Row[]> {
+  const d = b.daemon;
+  const cells = cellsClient(d);
+  const cell = uniqueName("bench-start");
+  const bundle = makeBundle();
+  const peers = ociPeers(bundle.dir);
+  const echo = await startEchoFloor(d.pki, d.clientOptions);
+  let allocated = false;
+  try {
+    return await orSkip([[MAIN, "ms"]], async () => {
+      await cells.allocate({ name: cell });
+      allocated = true;
+      let last = "";
+      const product: Contender = {
+        run: async () => {
+          last = uniqueName("t");
+          await cells.start(cell, last, "true");
+        },
+        after: () => cells.stop(cell, last),
+      };
+      const floor: Contender = {
+        run: async () => {
+          await echo.call();
+          await spawnWait(["/bin/true"]);
+        },
+      };
+      const working: typeof peers = [];
+      for (const p of peers) {
+        // a peer that does not run here is reported, not fatal
+        const code = await p.run().catch(() => -1);
+        if (code === 0) working.push(p);
+        else process.stderr.write(`bench: peer ${p.name} exited ${code}; left out\n`);
+      }
+      const sums = await measureRounds(b.runs(300), [product, floor, ...working.map((p) => ({ run: p.run }))]);
+      const [ps, fs] = [sums[0]!, sums[1]!];
+      const rows: Row[] = [
+        { scenario: MAIN, product: ps, floor: fs, unit: "ms", aim: "<= 2x", met: ps.p50 / fs.p50 <= 2 },
+      ];
+      working.forEach((p, i) =>
+        rows.push({
+          scenario: `Start \`true\` in a cell vs \`${p.name} run\` of busybox true (peer)`,
+          product: ps,
+          floor: sums[2 + i]!,
+          unit: "ms",
+          note: `peer ${p.version}; ratio < 1: faster than the peer`,
+        }),
+      );
+      for (const p of peers.filter((p) => !working.includes(p)))
+        rows.push({ scenario: `Start \`true\` vs \`${p.name} run\` (peer)`, unit: "ms", note: `skipped: ${p.name} does not run here` });
+      return rows;
+    });
+  } finally {
+    if (allocated) await cells.free(cell).catch(() => undefined);
+    cells.close();
+    await echo.close();
+    for (const p of peers) p.cleanup();
+    bundle.cleanup();
+  }
+}

@@ -1,0 +1,64 @@
+import { spawnWait } from "../floors/process.js";
+import type { Row } from "../lib/report.js";
+import { nowMs, pool, summarize } from "../lib/stats.js";
+import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
+import type { BenchContext } from "../run.js";
+
+const MAIN = "Starts/s of `true` with 16 concurrent clients vs 16-way concurrent Node spawns";
+const CONCURRENCY = 16;
+
+/**
+ * 16 clients, each with a connection of its own, Start `true` in one cell as fast as they can
+ * until `n` Starts have been answered; Starts/s = n / wall time. Floor: 16 concurrent loops of
+ * Node `spawn('/bin/true')` to exit, `n` in all. Rounds alternate product and floor. Between
+ * rounds (untimed) every executable is stopped, so that names do not pile up.
+ */
+export async function run(b: BenchContext): Promise<Row[]> {
+  const n = b.quick ? 64 : 800;
+  const rounds = b.quick ? 2 : 3;
+  const clients: Cells[] = Array.from({ length: CONCURRENCY }, () => cellsClient(b.daemon, { separate: true }));
+  const admin = clients[0]!;
+  const cell = uniqueName("bench-tput");
+  try {
+    await admin.allocate({ name: cell });
+  } catch (err) {
+    for (const c of clients) c.close();
+    if (!isSkippable(err)) throw err;
+    return [skipRow(MAIN, "ops/s", statusName(err))];
+  }
+  const product: number[] = [];
+  const floor: number[] = [];
+  try {
+    // warm every connection
+    await Promise.all(clients.map((c) => c.list()));
+    for (let r = 0; r < rounds; r++) {
+      const names: string[] = [];
+      let t = nowMs();
+      await pool(n, CONCURRENCY, async (i) => {
+        const name = uniqueName("tp");
+        names.push(name);
+        await clients[i % CONCURRENCY]!.start(cell, name, "true");
+      });
+      product.push(n / ((nowMs() - t) / 1000));
+      await pool(names.length, CONCURRENCY, (i) => clients[i % CONCURRENCY]!.stop(cell, names[i]!));
+      t = nowMs();
+      await pool(n, CONCURRENCY, () => spawnWait(["/bin/true"]));
+      floor.push(n / ((nowMs() - t) / 1000));
+    }
+  } catch (err) {
+    if (!isSkippable(err)) throw err;
+    return [skipRow(MAIN, "ops/s", statusName(err))];
+  } finally {
+    await admin.free(cell).catch(() => undefined);
+    for (const c of clients) c.close();
+  }
+  return [
+    {
+      scenario: MAIN,
+      product: summarize(product),
+      floor: summarize(floor),
+      unit: "ops/s",
+      note: `${rounds} rounds of ${n}; p90 column is the 90th percentile round (higher is better)`,
+    },
+  ];
+}
