@@ -259,3 +259,19 @@ test("a cancelled stream releases its reader promptly", async () => {
   assert.equal(r.error?.code, grpc.status.CANCELLED);
   exe.child.kill("SIGKILL");
 });
+
+test("without eBPF the signal stream is UNAVAILABLE naming the reason, and the other streams still work", async () => {
+  const saved = process.env.AURAE_EBPF_DIR;
+  process.env.AURAE_EBPF_DIR = path.join(dir, "no-ebpf-here");
+  try {
+    const r = await collect(client.getPosixSignalsStream({}) as never);
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(r.error!.details, /eBPF is unavailable: .*missing/);
+  } finally {
+    if (saved === undefined) delete process.env.AURAE_EBPF_DIR;
+    else process.env.AURAE_EBPF_DIR = saved;
+  }
+  const exe = directory.start("test", "after-unavailable", "echo still");
+  const out = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
+  assert.deepEqual(out.items.map((i) => i.line), ["still"]);
+});
