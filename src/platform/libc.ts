@@ -1,0 +1,92 @@
+/**
+ * The few libc calls Node does not expose, bound with koffi. Loaded lazily on first use so
+ * that importing this module never fails on a machine without glibc; each function throws
+ * a `SyscallError` carrying the errno name on failure.
+ */
+import koffi from "koffi";
+
+type KoffiFunction = ReturnType<ReturnType<typeof koffi.load>["func"]>;
+import os from "node:os";
+
+export class SyscallError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number) {
+    const code = errnoName(errno);
+    super(`${syscall}: ${code}`);
+    this.name = "SyscallError";
+    this.errno = errno;
+    this.code = code;
+    this.syscall = syscall;
+  }
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
+  return `errno ${errno}`;
+}
+
+interface Bindings {
+  prctl: KoffiFunction;
+  prctlGetInt: KoffiFunction;
+  waitpid: KoffiFunction;
+}
+
+let bindings: Bindings | undefined;
+function libc(): Bindings {
+  if (!bindings) {
+    const lib = koffi.load("libc.so.6");
+    bindings = {
+      // prctl is variadic in libc; every option we use passes four unsigned longs.
+      prctl: lib.func("int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)"),
+      prctlGetInt: lib.func("int prctl(int option, _Out_ int *value, unsigned long a3, unsigned long a4, unsigned long a5)"),
+      waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
+    };
+  }
+  return bindings;
+}
+
+const PR_SET_CHILD_SUBREAPER = 36;
+const PR_GET_CHILD_SUBREAPER = 37;
+export const WNOHANG = 1;
+
+/** Makes the calling process a child subreaper: orphaned descendants are reparented to it. */
+export function setChildSubreaper(on: boolean): void {
+  if (libc().prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) !== 0) {
+    throw new SyscallError("prctl(PR_SET_CHILD_SUBREAPER)", koffi.errno());
+  }
+}
+
+export function isChildSubreaper(): boolean {
+  const out = [0];
+  if (libc().prctlGetInt(PR_GET_CHILD_SUBREAPER, out, 0, 0, 0) !== 0) throw new SyscallError("prctl(PR_GET_CHILD_SUBREAPER)", koffi.errno());
+  return out[0] !== 0;
+}
+
+export interface WaitResult {
+  pid: number;
+  /** exit code when the process exited normally */
+  code: number | null;
+  /** signal number when the process was killed by a signal */
+  signal: number | null;
+}
+
+/**
+ * `waitpid(pid, &status, WNOHANG)`: undefined when the child has not exited yet or is not our
+ * child (ECHILD), the decoded status otherwise.
+ */
+export function waitpidNoHang(pid: number): WaitResult | undefined {
+  const status = [0];
+  const r = libc().waitpid(pid, status, WNOHANG) as number;
+  if (r === 0) return undefined;
+  if (r < 0) {
+    const e = koffi.errno();
+    if (e === os.constants.errno.ECHILD) return undefined;
+    throw new SyscallError("waitpid", e);
+  }
+  const s = status[0]!;
+  const termsig = s & 0x7f;
+  if (termsig === 0) return { pid: r, code: (s >> 8) & 0xff, signal: null };
+  return { pid: r, code: null, signal: termsig };
+}
