@@ -1,0 +1,2 @@
+/** `auraescript/gen/helpers.ts`: Aurae's early scripts import `print` from here. */
+export { print } from "../print.js";

@@ -1,0 +1,145 @@
+import { Command } from "commander";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, resolve } from "node:path";
+import { clientConfigToml, createDevPki, installServerSide, issueClientCert } from "../../pki/pki.js";
+import { DEFAULT_SOCKET, expandHome } from "../../client/config.js";
+import { example, type Runner } from "../command.js";
+import { CliError } from "../render.js";
+import { collect, intArg } from "../units.js";
+
+const home = () => process.env["HOME"] || homedir();
+export const DEFAULT_PKI_DIR = "~/.aurae/pki";
+export const DEFAULT_CONFIG_PATH = "~/.aurae/config";
+export const DEFAULT_INSTALL_DIR = "/etc/aurae/pki";
+
+/**
+ * Writes a client config, refusing to replace a different existing one unless `force`
+ * (rewriting an identical file is fine, so `aer pki create` can be re-run).
+ */
+export function writeClientConfig(path: string, text: string, force: boolean): void {
+  if (!force && existsSync(path) && readFileSync(path, "utf8") !== text) {
+    throw new CliError("ALREADY_EXISTS", `config '${path}' exists and differs; pass --force to replace it or --no-write-config to keep it`);
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, text, { mode: 0o600 });
+}
+
+interface CreateOptions {
+  dir: string;
+  client?: string[];
+  install?: string | boolean;
+  writeConfig: string | boolean;
+  days?: number;
+  serverName?: string[];
+  force?: boolean;
+  socket?: string;
+}
+
+interface ClientOptions {
+  dir: string;
+  days?: number;
+  writeConfig?: string | boolean;
+  force?: boolean;
+  socket?: string;
+}
+
+function wrapPkiError(err: unknown): never {
+  if (err instanceof CliError) throw err;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === "EACCES" || e.code === "EPERM") throw new CliError("PERMISSION_DENIED", `${e.message} (installing into /etc needs root)`);
+  if (e.code === "ENOENT") throw new CliError("NOT_FOUND", e.message);
+  throw new CliError("INVALID_ARGUMENT", (err as Error).message);
+}
+
+export function pkiCommand(run: Runner): Command {
+  const pki = new Command("pki").description("development PKI: a CA, a server certificate and client certificates, without openssl");
+
+  example(
+    pki
+      .command("create")
+      .description(
+        "create (or extend) a PKI in --dir, write a client config pointing at it, optionally install the server side for auraed. " +
+          "An existing CA in --dir is reused unless --force.",
+      )
+      .option("--dir <dir>", "where the PKI lives", DEFAULT_PKI_DIR)
+      .option("--client <name>", "client certificate to issue (repeatable; default nova); the config uses the first", collect)
+      .option("--install [dir]", `copy ca.crt, _signed.server.crt and server.key to dir (default ${DEFAULT_INSTALL_DIR}; needs root)`)
+      .option("--write-config [path]", `client config to write (default ${DEFAULT_CONFIG_PATH}), with the global --socket or ${DEFAULT_SOCKET}`, DEFAULT_CONFIG_PATH)
+      .option("--no-write-config", "do not write a client config")
+      .option("--server-name <name>", "extra DNS name for the server certificate (repeatable)", collect)
+      .option("--days <n>", "validity of the issued certificates in days", intArg(1, 36500))
+      .option("--force", "make a new CA even if one exists, and replace a different config")
+      .action(
+        run<CreateOptions>(async (ctx, _a, o) => {
+          const dir = resolve(expandHome(o.dir, home()));
+          const clients = o.client && o.client.length > 0 ? o.client : ["nova"];
+          const socket = ctx.global.socket ?? DEFAULT_SOCKET;
+          try {
+            const made = await createDevPki({ dir, clients, serverNames: o.serverName, days: o.days, force: o.force });
+            let installedTo: string | undefined;
+            if (o.install !== undefined && o.install !== false) {
+              installedTo = typeof o.install === "string" ? resolve(o.install) : DEFAULT_INSTALL_DIR;
+              await installServerSide(made, installedTo);
+            }
+            let configPath: string | undefined;
+            if (o.writeConfig !== false) {
+              configPath = resolve(expandHome(typeof o.writeConfig === "string" ? o.writeConfig : DEFAULT_CONFIG_PATH, home()));
+              const first = made.clients[clients[0]!]!;
+              writeClientConfig(configPath, clientConfigToml({ caCrt: made.caCrt, clientCrt: first.crt, clientKey: first.key, socket }), o.force ?? false);
+            }
+            const human = [
+              `created PKI in ${dir}`,
+              `  CA:      ${made.caCrt}`,
+              `  server:  ${made.serverCrt} (key ${made.serverKey})`,
+              ...Object.entries(made.clients).map(([n, p]) => `  client ${n}: ${p.crt} (key ${p.key})`),
+              installedTo ? `installed the server side in ${installedTo}` : `run 'aer pki create --install' as root (or pass --ca-crt/--server-crt/--server-key to auraed) so auraed finds it`,
+              configPath ? `wrote client config ${configPath} (socket ${socket})` : "no client config written",
+            ].join("\n");
+            return { data: { ...made, installedTo: installedTo ?? null, configPath: configPath ?? null, socket }, human };
+          } catch (err) {
+            wrapPkiError(err);
+          }
+        }),
+      ),
+    "aer pki create",
+    "sudo aer pki create --install        # then: sudo npx auraed",
+    "aer pki create --dir ./pki --client nova --client ops --write-config ./aurae.toml --socket 127.0.0.1:8080",
+  );
+
+  example(
+    pki
+      .command("client")
+      .description("issue one more client certificate from the CA in --dir")
+      .argument("<name>", "client name (letters, digits, . _ -)")
+      .option("--dir <dir>", "where the PKI lives", DEFAULT_PKI_DIR)
+      .option("--days <n>", "validity in days", intArg(1, 36500))
+      .option("--write-config [path]", "also write a client config for this client (default path ~/.aurae/config)")
+      .option("--force", "replace a different existing config")
+      .action(
+        run<ClientOptions>(async (ctx, [name], o) => {
+          const dir = resolve(expandHome(o.dir, home()));
+          const caCrt = resolve(dir, "ca.crt");
+          if (!existsSync(caCrt)) throw new CliError("NOT_FOUND", `no CA in ${dir} (run 'aer pki create --dir ${o.dir}' first)`);
+          try {
+            const pair = await issueClientCert({ dir, name: name!, days: o.days });
+            let configPath: string | undefined;
+            if (o.writeConfig !== undefined && o.writeConfig !== false) {
+              configPath = resolve(expandHome(typeof o.writeConfig === "string" ? o.writeConfig : DEFAULT_CONFIG_PATH, home()));
+              const socket = ctx.global.socket ?? DEFAULT_SOCKET;
+              writeClientConfig(configPath, clientConfigToml({ caCrt, clientCrt: pair.crt, clientKey: pair.key, socket }), o.force ?? false);
+            }
+            return {
+              data: { name, ...pair, caCrt, configPath: configPath ?? null },
+              human: `issued client '${name}': ${pair.crt} (key ${pair.key})${configPath ? `\nwrote client config ${configPath}` : ""}`,
+            };
+          } catch (err) {
+            wrapPkiError(err);
+          }
+        }),
+      ),
+    "aer pki client ops",
+    "aer pki client ci --dir ./pki --write-config ./ci.toml",
+  );
+  return pki;
+}
