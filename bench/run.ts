@@ -3,7 +3,7 @@
  * prints a markdown table of ratios; writes every figure as JSON under bench/results/.
  * Usage: npm run bench [-- scenario ...] [--quick] [--profile DIR]
  *   --quick        fewer runs and smaller sizes (a smoke run)
- *   --profile DIR  the daemons run with `node --cpu-prof --cpu-prof-dir=DIR` (profiles on exit)
+ *   --profile DIR  the daemons write CPU profiles to DIR on exit (lib/cpu-profile.cjs)
  */
 import { join, resolve } from "node:path";
 import { startDaemon, type StartOptions, type TestDaemon } from "../test/helpers/daemon.js";
@@ -53,7 +53,9 @@ async function main(): Promise<number> {
   const selected = names.length > 0 ? names : Object.keys(SCENARIOS);
   const unknown = selected.filter((n) => !SCENARIOS[n]);
   if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
-  const env = profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : undefined;
+  const env = profileDir
+    ? { NODE_OPTIONS: `--require ${join(import.meta.dirname, "lib/cpu-profile.cjs")}`, AURAE_BENCH_PROF_DIR: profileDir }
+    : undefined;
   const start = (opts: StartOptions = {}) => startDaemon({ stopGraceMs: 1000, ...opts, env: { ...env, ...opts.env } });
   const daemon = await start();
   const b: BenchContext = { daemon, quick, runs: (n) => (quick ? Math.max(10, Math.floor(n / 20)) : n), startDaemon: start };

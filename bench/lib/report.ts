@@ -29,7 +29,7 @@ function val(x: Summary | number | undefined, unit: Row["unit"]): string {
 function one(x: number, unit: Row["unit"]): string {
   if (unit === "ms") return fmt(x);
   if (unit === "ms/MB") return `${x.toFixed(2)} ms/MB`;
-  return `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} ${unit}`;
+  return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${unit}`;
 }
 
 export function ratio(r: Row): number | undefined {

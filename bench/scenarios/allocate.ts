@@ -1,6 +1,7 @@
 import { cgroupfsFloor } from "../floors/cgroupfs.js";
+import { startEchoFloor } from "../floors/echo.js";
 import type { Row } from "../lib/report.js";
-import { measureRounds } from "../lib/stats.js";
+import { fmt, measureRounds } from "../lib/stats.js";
 import { cellsClient, orSkip, uniqueName } from "../lib/wire.js";
 import type { BenchContext } from "../run.js";
 
@@ -14,6 +15,7 @@ const MAIN = "Allocate+Free (cpu, memory, pids limits) vs direct cgroupfs writes
 export async function run(b: BenchContext): Promise<Row[]> {
   const cells = cellsClient(b.daemon);
   const floor = cgroupfsFloor();
+  const echo = await startEchoFloor(b.daemon.pki, b.daemon.clientOptions);
   try {
     return await orSkip([[MAIN, "ms"]], async () => {
       const spec = {
@@ -30,8 +32,18 @@ export async function run(b: BenchContext): Promise<Row[]> {
           },
         },
       ];
-      if (floor) contenders.push({ run: async () => floor.allocateFree() });
-      const [ps, fs] = await measureRounds(b.runs(500), contenders);
+      if (floor) {
+        contenders.push({ run: async () => floor.allocateFree() });
+        // what an Allocate+Free over the wire can cost at least: two RPCs and the writes
+        contenders.push({
+          run: async () => {
+            await echo.call();
+            floor.allocateFree();
+            await echo.call();
+          },
+        });
+      }
+      const [ps, fs, wire] = await measureRounds(b.runs(500), contenders);
       return [
         {
           scenario: MAIN,
@@ -40,12 +52,16 @@ export async function run(b: BenchContext): Promise<Row[]> {
           unit: "ms",
           aim: "< 1 ms",
           met: ps!.p50 < 1,
-          note: floor ? `floor: mkdir, 4 limit writes, rmdir _ (ENOENT) and dir in ${floor.hierarchies.join(", ")}` : "no v1 hierarchies here: floor not measured",
+          note: floor
+            ? `floor: mkdir, 4 limit writes, rmdir _ (ENOENT) and dir in ${floor.hierarchies.join(", ")}; 2 echo RPCs + these writes: ${fmt(wire!.p50)} (p90 ${fmt(wire!.p90)})`
+            : "not this hybrid layout: floor not measured",
+          extra: { wireFloor: wire },
         },
       ];
     });
   } finally {
     cells.close();
     floor?.cleanup();
+    await echo.close();
   }
 }
