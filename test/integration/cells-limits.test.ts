@@ -64,21 +64,17 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
 
   test("a 20% CPU quota throttles a busy loop to about a fifth of the wall time", async () => {
     domain.allocate(spec("cpu", { cpu: { maxUs: 20000, periodUs: 100000 } }));
-    domain.allocate(spec("free-cpu", {}));
     await domain.start({ cellName: "cpu", name: "spin", command: "while :; do :; done", description: "" });
-    await domain.start({ cellName: "free-cpu", name: "spin", command: "while :; do :; done", description: "" });
     const u0 = cpuSeconds(driver, "cpu");
-    const f0 = cpuSeconds(driver, "free-cpu");
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 1000));
     const wall = (Date.now() - t0) / 1000;
     const used = cpuSeconds(driver, "cpu") - u0;
-    const unlimited = cpuSeconds(driver, "free-cpu") - f0;
+    const stat = fs.readFileSync(path.join(driver.controllerDir("cpu", "cpu")!, "cpu.stat"), "utf8");
     await domain.free("cpu");
-    await domain.free("free-cpu");
     assert.ok(used < 0.3 * wall, `throttled loop used ${used.toFixed(3)} s of ${wall.toFixed(3)} s`);
     assert.ok(used > 0.05 * wall, `throttled loop ran at all (${used.toFixed(3)} s)`);
-    assert.ok(unlimited > 2 * used, `an unlimited loop used ${unlimited.toFixed(3)} s, more than the throttled ${used.toFixed(3)} s`);
+    assert.ok(Number(/^nr_throttled (\d+)/m.exec(stat)![1]) > 0, `the kernel throttled the cell: ${stat}`);
   });
 
   test("a 64 MiB memory max kills an allocation of 200 MiB", async () => {

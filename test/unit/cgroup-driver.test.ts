@@ -175,3 +175,21 @@ test("hybrid: controllers stay on v1, the cgroup2 mount tracks executables and g
   assert.equal(fs.existsSync(path.join(root, "unified", "p", "a", "cgroup.subtree_control")), false);
   assert.equal(d.executableDir("a", "x"), path.join(root, "unified", "p", "a", "_", "x"));
 });
+
+test("init removes empty cgroups an earlier daemon left and reports the ones still in use", (t) => {
+  const root = v2Root(t);
+  for (const d of ["p/old/_/x", "p/old/child/_", "p/busy/_/y"]) fs.mkdirSync(path.join(root, d), { recursive: true });
+  const base = plainDirectoryCgroupFs();
+  const busyLeaf = path.join(root, "p", "busy", "_", "y");
+  const cfs: CgroupFs = {
+    ...base,
+    rmdir: (p) => {
+      if (p === busyLeaf) throw new CgroupFsError("rmdir", p, "EBUSY");
+      base.rmdir(p);
+    },
+  };
+  const d = new CgroupDriver({ layout: v2Layout(root), parent: "p", fs: cfs });
+  assert.deepEqual(d.init(), [busyLeaf]);
+  assert.equal(fs.existsSync(path.join(root, "p", "old")), false);
+  assert.equal(fs.existsSync(busyLeaf), true);
+});

@@ -79,7 +79,8 @@ export function createCellService(ctx: DaemonContext, deps: CellServiceDeps): Ce
   try {
     layout = deps.layout ?? detectCgroupLayout();
     driver = new CgroupDriver({ layout, parent: ctx.cgroupParent });
-    driver.init();
+    const busy = driver.init();
+    if (busy.length) ctx.logger.warn("cells: cgroups left by an earlier daemon still hold processes, ignoring", { cgroups: busy });
   } catch (err) {
     throw unavailable(`cells: cgroups are not usable here: ${(err as Error).message}`);
   }

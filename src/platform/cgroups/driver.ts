@@ -119,8 +119,12 @@ export class CgroupDriver {
     return path.join(this.dir(this.trackerHierarchy, cellPath), PROCESS_LEAF, executable);
   }
 
-  /** Creates the daemon's parent cgroup in every hierarchy and prepares it for cells. */
-  init(): void {
+  /**
+   * Creates the daemon's parent cgroup in every hierarchy and prepares it for cells. Empty
+   * cgroups left below it by an earlier daemon are removed; returns those still in use
+   * (holding processes), which are left alone.
+   */
+  init(): string[] {
     for (const h of this.hierarchies) {
       const segs = this.parent.split("/");
       for (let i = 1; i <= segs.length; i++) {
@@ -144,6 +148,32 @@ export class CgroupDriver {
         this.subtreeEnable = wanted.map((c) => `+${c}`).join(" ");
       }
     }
+    return this.removeEmptyLeftovers();
+  }
+
+  /** Removes every empty cgroup below the parent, deepest first; returns the busy ones. */
+  private removeEmptyLeftovers(): string[] {
+    const busy: string[] = [];
+    for (const h of this.hierarchies) {
+      const top = this.dir(h, "");
+      const all: string[] = [];
+      const walk = (d: string) => {
+        for (const sub of this.fs.subdirs(d)) {
+          const p = path.join(d, sub);
+          walk(p);
+          all.push(p);
+        }
+      };
+      walk(top);
+      for (const d of all) {
+        try {
+          this.fs.rmdir(d);
+        } catch {
+          if (this.fs.subdirs(d).length === 0) busy.push(d);
+        }
+      }
+    }
+    return busy;
   }
 
   /** Removes what init created (the parent cgroup), once it is empty. */

@@ -4,7 +4,8 @@
  * nothing of it remains.
  *
  *   v2 (also the cgroup2 mount of a hybrid host): cgroup.kill kills atomically; cgroup.events
- *      reports "populated 0" through inotify (fs.watch), so waiting costs no polling.
+ *      reports "populated 0" through inotify (fs.watch), and SIGCHLD (we are a subreaper)
+ *      usually tells earlier, so waiting costs no polling.
  *   v1 freezer (hosts without any cgroup2 mount): freeze, signal every member, thaw; emptiness
  *      has no event in v1, so it is polled with a short backoff (1 ms doubling to 20 ms).
  */
@@ -65,6 +66,20 @@ function signalAllLoop(cfs: CgroupFs, dir: string, signal: NodeJS.Signals): numb
   return done.size;
 }
 
+/** One process-wide SIGCHLD listener for every waiter (many may wait during a Free). */
+const sigchldWaiters = new Set<() => void>();
+const dispatchSigchld = () => {
+  for (const w of [...sigchldWaiters]) w();
+};
+function onSigchld(fn: () => void): void {
+  if (sigchldWaiters.size === 0) process.on("SIGCHLD", dispatchSigchld);
+  sigchldWaiters.add(fn);
+}
+function offSigchld(fn: () => void): void {
+  sigchldWaiters.delete(fn);
+  if (sigchldWaiters.size === 0) process.removeListener("SIGCHLD", dispatchSigchld);
+}
+
 export function v2Tracker(cfs: CgroupFs): ProcessTracker {
   const populated = (dir: string): boolean => {
     try {
@@ -101,6 +116,7 @@ export function v2Tracker(cfs: CgroupFs): ProcessTracker {
           if (settled) return;
           settled = true;
           watcher?.close();
+          offSigchld(check);
           clearInterval(backstop);
           clearTimeout(deadline);
           resolve(v);
@@ -112,6 +128,11 @@ export function v2Tracker(cfs: CgroupFs): ProcessTracker {
             finish(true);
           }
         };
+        // The kernel rate-limits cgroup.events notifications (at most one per 10 ms), so the
+        // inotify event can lag. The last process of a leaf to exit is almost always our
+        // child or an orphan reparented to us (we are a subreaper): its SIGCHLD is an earlier
+        // event, sent after it has left the cgroup.
+        onSigchld(check);
         try {
           watcher = fs.watch(path.join(dir, "cgroup.events"), check);
           watcher.on("error", () => { /* the backstop below still checks */ });
