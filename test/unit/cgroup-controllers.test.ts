@@ -35,6 +35,7 @@ test("cpu max and period become cpu.max on v2 and cfs period then quota on v1", 
   const v1 = cpuWritesV1({ maxUs: 20000, periodUs: 50000 });
   assert.deepEqual(v1.map((w) => w.file), ["cpu.cfs_period_us", "cpu.cfs_quota_us"]);
   assert.deepEqual(files(v1), { "cpu.cfs_period_us": "50000", "cpu.cfs_quota_us": "20000" });
+  assert.deepEqual(files(cpuWritesV1({ maxUs: 20000 })), { "cpu.cfs_quota_us": "20000" }, "a new cgroup has the default period");
 });
 
 test("cpu values the kernel would refuse are rejected naming the field", () => {

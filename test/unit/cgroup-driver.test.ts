@@ -131,7 +131,7 @@ test("v1: limits map to shares, cfs quota and period, limit_in_bytes and soft_li
   d.createCell("a", limits);
   const at = (c: string, f: string) => read(path.join(root, c, "p", "a", f));
   assert.equal(at("cpu", "cpu.shares"), "1024");
-  assert.equal(at("cpu", "cpu.cfs_period_us"), "100000");
+  assert.equal(fs.existsSync(path.join(root, "cpu", "p", "a", "cpu.cfs_period_us")), false, "the default period is not rewritten");
   assert.equal(at("cpu", "cpu.cfs_quota_us"), "20000");
   assert.equal(at("cpuset", "cpuset.cpus"), "2-3");
   assert.equal(at("memory", "memory.limit_in_bytes"), String(64 << 20));

@@ -378,6 +378,7 @@ export class CellDomain implements ExecutableDirectory {
       try { this.driver.removeExecutableLeaf(cell.name, p.name); } catch { /* reported below */ }
       throw toAuraeError(action, err);
     }
+    // libuv fails the spawn when setgid/setuid fail; these are the ids the kernel reports.
     const ids = readProcessIds(gated.pid);
     const owner = { cellName: cell.name, executableName: p.name };
     const sinks = p.output === "sinks";
@@ -458,7 +459,7 @@ export class CellDomain implements ExecutableDirectory {
         const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
         if (failed) throw failed.reason;
         try {
-          this.driver.removeCell(cell.name);
+          this.driver.removeCell(cell.name, { processLeaf: cell.processLeaf });
         } catch (err) {
           throw toAuraeError(action, err);
         }

@@ -21,7 +21,7 @@ import { CgroupFsError, realCgroupFs, type CgroupFs } from "./cgroupfs.js";
 import { CgroupLimitError, type CellLimits, type CgroupWrite, type ControllerName } from "./limits.js";
 import type { CgroupLayout, CgroupMode } from "./layout.js";
 import { freezerTracker, v2Tracker, type ProcessTracker } from "./tracker.js";
-import { checkCpu, checkV1RatioWithin, cpuWritesV1, cpuWritesV2 } from "./controllers/cpu.js";
+import { CPU_PERIOD_DEFAULT_US, checkCpu, checkV1RatioWithin, cpuWritesV1, cpuWritesV2 } from "./controllers/cpu.js";
 import { checkCpuset, checkWithinParent, cpusetWrites } from "./controllers/cpuset.js";
 import { checkMemory, memoryWritesV1, memoryWritesV2 } from "./controllers/memory.js";
 import { checkPids, pidsWrites } from "./controllers/pids.js";
@@ -293,12 +293,15 @@ export class CgroupDriver {
     }
   }
 
-  /** Removes a cell's cgroups in every hierarchy (its children must be gone). ENOENT is fine. */
-  removeCell(cellPath: string): void {
+  /**
+   * Removes a cell's cgroups in every hierarchy (its children must be gone). ENOENT is fine.
+   * `processLeaf: false` skips the "_" leaf when it was never created (saves a failing rmdir each).
+   */
+  removeCell(cellPath: string, opts: { processLeaf?: boolean } = {}): void {
     let first: unknown;
     for (const h of this.hierarchies) {
       const d = this.dir(h, cellPath);
-      for (const p of [path.join(d, PROCESS_LEAF), d]) {
+      for (const p of opts.processLeaf === false ? [d] : [path.join(d, PROCESS_LEAF), d]) {
         try {
           this.fs.rmdir(p);
         } catch (err) {
@@ -384,7 +387,12 @@ export class CgroupDriver {
       try {
         const quota = Number(this.fs.read(path.join(d, "cpu.cfs_quota_us")).trim());
         if (quota > 0) {
-          const period = Number(this.fs.read(path.join(d, "cpu.cfs_period_us")).trim());
+          let period = CPU_PERIOD_DEFAULT_US;
+          try {
+            period = Number(this.fs.read(path.join(d, "cpu.cfs_period_us")).trim());
+          } catch {
+            /* a temp-dir stand-in where the default period was never written */
+          }
           return { quotaUs: quota, periodUs: period };
         }
       } catch {

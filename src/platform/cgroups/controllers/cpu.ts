@@ -4,7 +4,8 @@
  * v2: `cpu.weight` as given; `cpu.max` = "<quota|max> <period>".
  * v1: `cpu.shares` from the weight with the kernel's own v2 mapping
  *     (shares = round(weight * 1024 / 100), so the defaults 100 and 1024 agree);
- *     `cpu.cfs_period_us` then `cpu.cfs_quota_us`.
+ *     `cpu.cfs_period_us` (only when not the default 100000, which a new cgroup has) then
+ *     `cpu.cfs_quota_us`.
  * Bounds are the kernel's (kernel/sched/core.c): period 1 ms..1 s, quota >= 1 ms and
  * <= 2^44-1 µs. On v1 the kernel also refuses a child quota/period ratio above its nearest
  * limited ancestor's (`v1RatioExceeds`).
@@ -44,9 +45,10 @@ export function cpuWritesV2(cpu: CpuLimits): CgroupWrite[] {
 export function cpuWritesV1(cpu: CpuLimits): CgroupWrite[] {
   const w: CgroupWrite[] = [];
   if (cpu.weight !== undefined) w.push({ controller: "cpu", file: "cpu.shares", value: String(weightToShares(cpu.weight)), field: "cpu.weight" });
-  // The period goes first: the quota is checked against it.
-  if (cpu.periodUs !== undefined || cpu.maxUs !== undefined) {
-    w.push({ controller: "cpu", file: "cpu.cfs_period_us", value: String(cpu.periodUs ?? CPU_PERIOD_DEFAULT_US), field: "cpu.period" });
+  // The period goes first: the quota is checked against it. A new cgroup already has the
+  // default period, and each bandwidth write costs the kernel a walk of every cpu (~0.2 ms).
+  if (cpu.periodUs !== undefined && cpu.periodUs !== CPU_PERIOD_DEFAULT_US) {
+    w.push({ controller: "cpu", file: "cpu.cfs_period_us", value: String(cpu.periodUs), field: "cpu.period" });
   }
   if (cpu.maxUs !== undefined) w.push({ controller: "cpu", file: "cpu.cfs_quota_us", value: String(cpu.maxUs), field: "cpu.max" });
   return w;
