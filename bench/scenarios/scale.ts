@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { checkClean } from "../lib/leftovers.js";
 import { rssMb } from "../lib/proc.js";
 import type { Row } from "../lib/report.js";
@@ -44,12 +46,13 @@ export async function run(b: BenchContext): Promise<Row[]> {
     const allocMs = nowMs() - t;
     let started = 0;
     let startError = "";
+    const rssSamples: Array<{ executables: number; rssMb: number }> = [];
     t = nowMs();
     await pool(nExes, 16, async (i) => {
       if (startError) return;
       try {
         await cells.start(names[i % nCells]!, `sleep-${i}`, "sleep 100000");
-        started++;
+        if (++started % 1000 === 0) rssSamples.push({ executables: started, rssMb: rssMb(d.process.pid!) });
       } catch (err) {
         startError ||= `Start #${i} failed after ${started} running: ${statusName(err)}`;
       }
@@ -57,6 +60,22 @@ export async function run(b: BenchContext): Promise<Row[]> {
     const buildMs = nowMs() - t;
     process.stderr.write(`bench: scale: ${nCells} cells in ${allocMs.toFixed(0)} ms, ${started} executables in ${buildMs.toFixed(0)} ms${startError ? `; ${startError}` : ""}\n`);
     const reached = `${nCells} cells / ${started} executables`;
+    // a dropped connection may mean the daemon died: let its exit event arrive
+    if (startError && d.process.exitCode === null && d.process.signalCode === null) await Promise.race([once(d.process, "exit"), sleep(1000)]);
+    const samples = `RSS during build: ${rssSamples.map((x) => `${x.executables}: ${x.rssMb.toFixed(0)} MB`).join(", ")}`;
+    const death = deathNote(d);
+    if (death) {
+      stopped = true;
+      const note = `daemon died at ${reached}: ${death}${startError ? `; ${startError}` : ""}`;
+      process.stderr.write(`bench: scale: ${note}\n`);
+      const dirty = await checkClean(d.cgroupParent);
+      return [
+        { scenario: L, unit: "ms", met: false, note },
+        { scenario: S, unit: "ms", aim: "<= 1.5x", met: false, note },
+        { scenario: R, unit: "MB", aim: "< 250 MB", met: false, note: `${samples}; ${note}`, extra: { rssSamples } },
+        { scenario: T, unit: "ms", aim: "exit 0, nothing left", met: false, note: `${note}${dirty ? `; ${dirty}` : ""}` },
+      ];
+    }
     const buildNote = `built in ${(allocMs / 1000).toFixed(1)} s + ${(buildMs / 1000).toFixed(1)} s${startError ? `; ${startError}` : ""}`;
 
     const listFull = await measure(Math.max(10, Math.floor(runs / 5)), () => cells.list(), 2);
@@ -82,7 +101,15 @@ export async function run(b: BenchContext): Promise<Row[]> {
         met: full && startFull.p50 / startEmpty.p50 <= 1.5,
         note: full ? buildNote : `only ${reached}: ${buildNote}`,
       },
-      { scenario: R, product: rss, unit: "MB", aim: "< 250 MB", met: full && rss < 250, note: full ? "" : `only ${reached}` },
+      {
+        scenario: R,
+        product: rss,
+        unit: "MB",
+        aim: "< 250 MB",
+        met: full && rss < 250,
+        note: `${full ? "" : `only ${reached}; `}${samples}`,
+        extra: { rssSamples },
+      },
       {
         scenario: T,
         product: shutdownMs,
@@ -114,6 +141,13 @@ async function measureStart(cells: Cells, cell: string, runs: number): Promise<S
     },
   ]);
   return s!;
+}
+
+/** Why the daemon is gone (exit status and its last error records), or "" while it runs. */
+function deathNote(d: { process: { exitCode: number | null; signalCode: NodeJS.Signals | null }; logs: string[] }): string {
+  if (d.process.exitCode === null && d.process.signalCode === null) return "";
+  const errors = [...new Set(d.logs.filter((l) => !/^\s+at /.test(l) && /"level":"(error|fatal)"|Error|EMFILE|ENFILE|uncaught/i.test(l)))].slice(-3);
+  return `exit ${d.process.exitCode ?? d.process.signalCode}; last errors: ${(errors.length ? errors : d.logs.slice(-3)).join(" / ").slice(0, 600)}`;
 }
 
 function countExecutables(r: { cells: Array<{ executables?: unknown[]; children: unknown[] }> }): number {
