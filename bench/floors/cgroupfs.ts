@@ -7,8 +7,8 @@ import { join } from "node:path";
  * this hybrid host, done directly with fs.*Sync under a temporary parent this process creates
  * (and removes) in each hierarchy:
  *   mkdir <h>/<parent>/<cell> in cpu, cpuacct, cpuset, memory, pids (v1) and unified (v2 tracker);
- *   write cpu.cfs_period_us, cpu.cfs_quota_us, memory.limit_in_bytes, pids.max;
- *   rmdir each (the driver also tries <cell>/_ first: ENOENT when nothing ever started).
+ *   write cpu.cfs_quota_us (the period asked for is the default, which a new cgroup has),
+ *   memory.limit_in_bytes, pids.max; rmdir each (no process leaf: nothing ever started).
  * The parent gets cpuset cpus/mems and cgroup.clone_children=1, as the driver's parent does.
  */
 export interface CgroupfsFloor {
@@ -43,7 +43,6 @@ export function cgroupfsFloor(): CgroupfsFloor | undefined {
     throw err;
   }
   const writes: Array<[string, string, string]> = [
-    ["cpu", "cpu.cfs_period_us", "100000"],
     ["cpu", "cpu.cfs_quota_us", "50000"],
     ["memory", "memory.limit_in_bytes", String(256 * 2 ** 20)],
     ["pids", "pids.max", "100"],
@@ -56,14 +55,7 @@ export function cgroupfsFloor(): CgroupfsFloor | undefined {
       const dirs = hierarchies.map((h) => join(ROOT, h, parentName, name));
       for (const d of dirs) mkdirSync(d);
       for (const [h, file, value] of writes) writeFileSync(join(ROOT, h, parentName, name, file), value);
-      for (const d of dirs) {
-        try {
-          rmdirSync(join(d, "_"));
-        } catch {
-          /* ENOENT, as in the daemon */
-        }
-        rmdirSync(d);
-      }
+      for (const d of dirs) rmdirSync(d);
     },
     cleanup() {
       for (const d of made) {
