@@ -39,6 +39,8 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const floor: number[] = [];
   const productCpu: number[] = [];
   const floorCpu: number[] = [];
+  const clientCpu: number[] = [];
+  const wallMs: number[] = [];
   let delivered = 0;
   let dropped = 0;
   try {
@@ -46,10 +48,14 @@ export async function run(b: BenchContext): Promise<Row[]> {
       // product
       const name = uniqueName("stream");
       const cpu0 = cpuMs(d.process.pid!);
+      const client0 = process.cpuUsage();
       const started = await cells.start(cell, name, command);
       const timeoutMs = Math.max(60_000, bytes / 1000); // at least 1 MB/s
       const r = await withTimeout(observe.drain(started.pid, cell), timeoutMs, `stream of ${bytes} bytes did not end within ${timeoutMs} ms`);
       const cpu1 = cpuMs(d.process.pid!);
+      const client = process.cpuUsage(client0);
+      clientCpu.push((client.user + client.system) / 1000 / (bytes / 1e6));
+      wallMs.push(r.endAt - r.firstAt);
       await cells.stop(cell, name).catch(() => undefined);
       const mb = r.bytes / 1e6;
       product.push(mb / ((r.endAt - r.firstAt) / 1000));
@@ -81,7 +87,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
       product: summarize(productCpu),
       floor: summarize(floorCpu),
       unit: "ms/MB",
-      note: "per MB the executable wrote (the daemon reads all of it); floor: CPU of this Node process reading the pipe",
+      note: `per MB the executable wrote (the daemon reads all of it); floor: CPU of this Node process reading the pipe; the stream's reader (this process) used ${summarize(clientCpu).p50.toFixed(1)} ms/MB; daemon busy ${((100 * summarize(productCpu).p50 * (bytes / 1e6)) / summarize(wallMs).p50).toFixed(0)}% of the stream's wall time`,
     },
   ];
 }
