@@ -63,7 +63,7 @@ export function vmCommand(run: Runner): Command {
       .option("--kernel-arg <arg>", "kernel command line argument (repeatable)", collect)
       .option("--root-drive <path>", "root disk image")
       .option("--root-drive-read-only", "attach the root disk read-only")
-      .option("--drive-mount <img:path:fstype[:ro]>", "extra disk mounted in the guest (repeatable)", collect)
+      .option("--drive-mount <img:path:fstype[:ro]>", "extra disk mounted in the guest (repeatable)", (v: string, prev: string[] = []) => (parseDriveMount(v), collect(v, prev)))
       .option("--auraed-address <addr>", "address the guest's auraed listens on")
       .action(
         run<VmAllocateOptions>(async (ctx, [id], o) => {
