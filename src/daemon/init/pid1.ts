@@ -3,7 +3,9 @@
  *
  *   1. mount what is missing: /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /run, and
  *      cgroup2 at /sys/fs/cgroup; what exists and serves is left alone, never an error
- *   2. read `aurae.*` kernel parameters (boot-config.ts); options given here win
+ *   2. network and drive configuration: options given here, else the environment
+ *      (AURAED_IFACE, AURAED_ADDRESS, AURAED_GATEWAY), else `aurae.*` kernel parameters
+ *      (boot-config.ts; drives only from there)
  *   3. load the kernel modules listed in /etc/aurae/modules (the guest image writes it)
  *   4. bring `lo` up, then the configured interface with its address and default route
  *   5. mount the configured drives by virtio serial
@@ -13,7 +15,7 @@
  *      gracefully and then calls powerOff() instead of exiting (exiting would panic the kernel).
  */
 import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
-import type { Logger } from "../logger.js";
+import { Logger } from "../logger.js";
 import { ensureMounted, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RELATIME, type MountEntry, type MountSpec } from "../../platform/mounts.js";
 import { addAddress, addDefaultRoute, interfaceExists, linkUp } from "../../platform/netlink-or-ip.js";
 import { startReaper, type Reaper } from "../../platform/reaper.js";
@@ -22,17 +24,19 @@ import { mountDrive } from "./drives.js";
 import { loadModule, routeCtrlAltDelToInit, setHostname } from "./kernel.js";
 import { watchPowerButton, type PowerButtonWatch } from "./power-button.js";
 
-export { powerOff } from "./kernel.js";
+import { powerOff } from "./kernel.js";
+
+export { powerOff };
 
 export const MODULE_LIST = "/etc/aurae/modules";
 
 export interface Pid1Options {
   logger: Logger;
-  /** interface to configure (default: kernel parameter aurae.iface) */
+  /** interface to configure (default: $AURAED_IFACE, else kernel parameter aurae.iface) */
   iface?: string;
-  /** its address in CIDR form (default: aurae.address) */
+  /** its address in CIDR form (default: $AURAED_ADDRESS, else aurae.address) */
   address?: string;
-  /** default gateway (default: aurae.gateway) */
+  /** default gateway (default: $AURAED_GATEWAY, else aurae.gateway) */
   gateway?: string;
   /** the kernel command line to read (default: /proc/cmdline) */
   cmdline?: string;
@@ -147,11 +151,12 @@ export async function bootPid1(opts: Pid1Options): Promise<void> {
     }
   }
   const fromKernel = parseBootConfig(cmdline);
+  const env = process.env;
   const cfg: BootConfig = {
     ...fromKernel,
-    iface: opts.iface ?? fromKernel.iface,
-    address: opts.address ?? fromKernel.address,
-    gateway: opts.gateway ?? fromKernel.gateway,
+    iface: opts.iface ?? env.AURAED_IFACE ?? fromKernel.iface,
+    address: opts.address ?? env.AURAED_ADDRESS ?? fromKernel.address,
+    gateway: opts.gateway ?? env.AURAED_GATEWAY ?? fromKernel.gateway,
   };
 
   if (cfg.hostname) {
@@ -199,4 +204,21 @@ export async function bootPid1(opts: Pid1Options): Promise<void> {
     powerButtons: buttons.map((b) => b.device),
     ms: Math.round(performance.now() - started),
   });
+}
+
+/**
+ * The whole life of auraed as pid 1: boot, run the daemon until its graceful shutdown, power
+ * off. `run` resolves with the daemon's exit code once it has shut down (main.ts's runDaemon).
+ * Never returns and never exits: a fatal error is logged and the machine powered off too.
+ */
+export async function runPid1(run: () => Promise<number>, opts: Partial<Pid1Options> = {}): Promise<never> {
+  const logger = opts.logger ?? new Logger();
+  try {
+    await bootPid1({ ...opts, logger });
+    const code = await run();
+    logger.info("powering off", { code });
+  } catch (err) {
+    logger.error(`auraed failed as pid 1: ${(err as Error).stack ?? String(err)}`);
+  }
+  return powerOff();
 }

@@ -1,0 +1,235 @@
+/**
+ * The VMs of one daemon and their lifecycle (spec.ts):
+ *
+ *   Allocate: validated spec recorded, its cell (`_vms/<id>`, limits: memory and CPU) created
+ *   Start:    allocated|stopped -> starting -> running (the guest's auraed answers TLS)
+ *   Stop:     running -> stopping (ACPI power-off, kill after a timeout) -> stopped;
+ *             starting -> stopped at once (the Start call fails); stopped: no-op
+ *   Free:     allocated|stopped -> gone (cell freed, runtime files removed)
+ *   QEMU exiting by itself (guest power-off, crash, `quit`) makes a running VM stopped.
+ *
+ * Status in List comes from QEMU (QMP query-status) whenever QEMU runs.
+ */
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { AuraeError, alreadyExists, failedPrecondition, notFound, unavailable } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { CellLimits } from "../../platform/cgroups/limits.js";
+import { detectAccelerator, type AccelVerdict } from "../../platform/qemu/accel.js";
+import type { Accelerator } from "../../platform/qemu/argv.js";
+import { QmpError } from "../../platform/qemu/qmp.js";
+import type { VmmLauncher } from "./launcher.js";
+import { MachineRun, StartError } from "./machine.js";
+import type { VmSpec, VmState, VmView } from "./spec.js";
+
+export interface VmDomainOptions {
+  launcher: VmmLauncher;
+  /** per-VM runtime files live in `<runtimeDir>/vms/<id>` */
+  runtimeDir: string;
+  /** the daemon's CA certificate path: guests must present a certificate it signed */
+  caCrt: string;
+  logger?: Logger;
+  /** how long Start waits for the guest's auraed (default 120000) */
+  bootTimeoutMs?: number;
+  /** how long Stop waits for the guest to power off before killing QEMU (default 20000) */
+  powerdownTimeoutMs?: number;
+  /** force an accelerator instead of detecting one */
+  accel?: Accelerator;
+  qemuBinary?: string;
+  /** memory QEMU may use beyond the guest's RAM (cgroup memory.max headroom; default 384 MiB) */
+  overheadMiB?: number;
+}
+
+interface VmRecord {
+  spec: VmSpec;
+  state: VmState;
+  run?: MachineRun;
+  starting?: AbortController;
+  /** settles when the current Start attempt has finished (either way) */
+  startSettled?: Promise<unknown>;
+  stopping?: Promise<void>;
+  runs: number;
+  lastExit?: string;
+}
+
+/** The cgroup limits of a VM's cell: guest RAM plus QEMU's overhead; one CPU per vCPU plus half for I/O. */
+export function vmCellLimits(spec: VmSpec, overheadMiB: number): CellLimits {
+  return {
+    memory: { maxBytes: (spec.memMiB + overheadMiB) * 1048576 },
+    cpu: { maxUs: spec.vcpus * 100_000 + 50_000, periodUs: 100_000 },
+  };
+}
+
+export class VmDomain {
+  private readonly vms = new Map<string, VmRecord>();
+  private closed = false;
+  private readonly o: Required<Pick<VmDomainOptions, "bootTimeoutMs" | "powerdownTimeoutMs" | "overheadMiB">> & VmDomainOptions;
+
+  constructor(opts: VmDomainOptions) {
+    this.o = { bootTimeoutMs: 120_000, powerdownTimeoutMs: 20_000, overheadMiB: 384, ...opts };
+  }
+
+  private get(id: string, action: string): VmRecord {
+    const vm = this.vms.get(id);
+    if (!vm) throw notFound(`${action} vm '${id}': not found`);
+    return vm;
+  }
+
+  async allocate(spec: VmSpec): Promise<string> {
+    const action = `allocate vm '${spec.id}'`;
+    if (this.closed) throw unavailable(`${action}: the daemon is shutting down`);
+    if (this.vms.has(spec.id)) throw alreadyExists(`${action}: already exists`);
+    const vm: VmRecord = { spec, state: "allocated", runs: 0 };
+    this.vms.set(spec.id, vm); // reserve the id while the cell is created
+    try {
+      await this.o.launcher.prepare(spec.id, vmCellLimits(spec, this.o.overheadMiB));
+    } catch (err) {
+      this.vms.delete(spec.id);
+      if (err instanceof AuraeError) throw new AuraeError(err.kind, `${action}: ${err.message}`);
+      throw err;
+    }
+    return spec.id;
+  }
+
+  start(id: string): Promise<string> {
+    const vm = this.get(id, "start");
+    if (this.closed) throw unavailable(`start vm '${id}': the daemon is shutting down`);
+    if (vm.state !== "allocated" && vm.state !== "stopped") throw failedPrecondition(`start vm '${id}': it is ${vm.state}`);
+    vm.state = "starting";
+    const p = this.doStart(vm, id);
+    vm.startSettled = p.catch(() => {});
+    return p;
+  }
+
+  private async doStart(vm: VmRecord, id: string): Promise<string> {
+    const abort = new AbortController();
+    vm.starting = abort;
+    const runNo = ++vm.runs;
+    let verdict: AccelVerdict;
+    try {
+      verdict = await detectAccelerator({ kernel: vm.spec.kernel, binary: this.o.qemuBinary, force: this.o.accel });
+      if (!verdict.cached) this.o.logger?.info(`vm accelerator: ${verdict.accel}`, { reason: verdict.reason });
+      const run = await MachineRun.start({
+        spec: vm.spec,
+        accel: verdict.accel,
+        dir: this.runDir(id),
+        launcher: this.o.launcher,
+        run: runNo,
+        caCrt: readFileSync(this.o.caCrt),
+        bootTimeoutMs: this.o.bootTimeoutMs,
+        qemuBinary: this.o.qemuBinary,
+        signal: abort.signal,
+      });
+      vm.run = run;
+      vm.state = "running";
+      vm.starting = undefined;
+      this.o.logger?.info(`vm '${id}' running`, { address: run.address, accel: verdict.accel, bootMs: Math.round(performance.now() - run.startedAt) });
+      void run.exited.then((e) => this.onExit(vm, run, `${e.signal ?? `exit ${e.code}`}`));
+      return run.address;
+    } catch (err) {
+      vm.starting = undefined;
+      vm.state = "stopped";
+      vm.lastExit = (err as Error).message;
+      if (err instanceof StartError) {
+        const m = `start vm '${id}': ${err.message}`;
+        switch (err.reason) {
+          case "aborted": throw failedPrecondition(m);
+          case "trust": throw failedPrecondition(m);
+          case "guest": throw new AuraeError("deadline_exceeded", m);
+          default: throw unavailable(m);
+        }
+      }
+      throw err;
+    }
+  }
+
+  private onExit(vm: VmRecord, run: MachineRun, how: string): void {
+    if (vm.run !== run) return;
+    vm.lastExit = how;
+    if (vm.state === "running") {
+      this.o.logger?.warn(`vm '${vm.spec.id}' stopped by itself (${how})`);
+      // Release QEMU's process record in its cell; the VM stays allocated.
+      vm.stopping = run.kill().catch(() => {}).finally(() => { vm.stopping = undefined; });
+    }
+    vm.run = undefined;
+    if (vm.state !== "stopping") vm.state = "stopped";
+  }
+
+  async stop(id: string): Promise<void> {
+    const vm = this.get(id, "stop");
+    switch (vm.state) {
+      case "allocated":
+        throw failedPrecondition(`stop vm '${id}': it was never started`);
+      case "starting":
+        vm.starting?.abort();
+        await vm.startSettled;
+        return;
+      case "stopped":
+        await vm.stopping;
+        return;
+      case "stopping":
+        return vm.stopping;
+      case "running":
+        break;
+    }
+    const run = vm.run!;
+    vm.state = "stopping";
+    vm.stopping = (async () => {
+      const clean = await run.powerdown(this.o.powerdownTimeoutMs);
+      if (!clean) this.o.logger?.warn(`vm '${id}' did not power off within ${this.o.powerdownTimeoutMs} ms: killing QEMU`);
+      await run.kill();
+    })().finally(() => {
+      vm.run = undefined;
+      vm.state = "stopped";
+      vm.stopping = undefined;
+    });
+    return vm.stopping;
+  }
+
+  async free(id: string): Promise<void> {
+    const vm = this.get(id, "free");
+    if (vm.state !== "allocated" && vm.state !== "stopped") throw failedPrecondition(`free vm '${id}': it is ${vm.state}; stop it first`);
+    await vm.stopping;
+    this.vms.delete(id);
+    try {
+      await this.o.launcher.release(id);
+    } finally {
+      rmSync(this.runDir(id), { recursive: true, force: true });
+    }
+  }
+
+  async list(): Promise<VmView[]> {
+    const out: VmView[] = [];
+    for (const vm of [...this.vms.values()].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1))) {
+      let status: string = vm.state;
+      const run = vm.run;
+      if (run?.qmp && !run.qmp.closed) {
+        try {
+          status = (await run.qmp.queryStatus(2000)).status;
+        } catch (err) {
+          status = err instanceof QmpError && err.errorClass === "Disconnected" ? "stopped" : "unresponsive";
+        }
+      }
+      out.push({ spec: vm.spec, state: vm.state, status, auraedAddress: vm.state === "running" && vm.run ? vm.run.address : "" });
+    }
+    return out;
+  }
+
+  /** Stops every VM (ACPI power-off, then kill) and frees them all. */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    const ids = [...this.vms.keys()];
+    await Promise.allSettled(ids.map((id) => this.stop(id).catch(() => {})));
+    const results = await Promise.allSettled(ids.map((id) => this.free(id)));
+    for (const r of results) if (r.status === "rejected") this.o.logger?.error(`failed to free a vm during shutdown: ${(r.reason as Error).message}`);
+    try {
+      await this.o.launcher.close();
+    } catch (err) {
+      this.o.logger?.error(`failed to free the vms cell: ${(err as Error).message}`);
+    }
+  }
+
+  private runDir(id: string): string {
+    return join(this.o.runtimeDir, "vms", id);
+  }
+}
