@@ -1,0 +1,34 @@
+import { CellServiceClient, createClient, LogChannelType, ObserveServiceClient } from "aurae-ts";
+
+const i = process.argv.indexOf("--config");
+const client = i > 0 ? createClient({ kind: "path", path: process.argv[i + 1]! }) : createClient();
+const cells = new CellServiceClient(client);
+const observe = new ObserveServiceClient(client);
+const name = `sdk-stream-${process.pid}`;
+
+try {
+  await cells.allocate({ cell: { name } });
+  const { pid } = await cells.start({ cellName: name, executable: { name: "count", command: "seq 1 5" } });
+
+  // A server stream is an async iterable; this one ends when the process has exited.
+  const lines: string[] = [];
+  for await (const { item } of observe.getSubProcessStream({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) {
+    lines.push(item!.line);
+  }
+  console.log(`output: ${lines.join(",")}`);
+
+  // Endless streams stop when you leave the loop, or through an AbortSignal.
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 200);
+  let records = 0;
+  try {
+    for await (const _ of observe.getAuraeDaemonLogStream({}, { signal: ac.signal })) records++;
+  } catch (err) {
+    if ((err as { codeName?: string }).codeName !== "CANCELLED") throw err;
+  }
+  console.log(`read ${records} daemon log records until aborted`);
+  await cells.stop({ cellName: name, executableName: "count" });
+} finally {
+  await cells.free({ cellName: name });
+  client.close();
+}

@@ -1,0 +1,132 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+const AURAESCRIPT = join(REPO, "bin/auraescript.js");
+let d: TestDaemon;
+
+function run(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [AURAESCRIPT, join(REPO, file), "--config", d.configPath], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b) => (stdout += b));
+    child.stderr.on("data", (b) => (stderr += b));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs an example; a printed `skip: reason` becomes a skipped test. Returns stdout otherwise. */
+async function example(t: { skip(msg: string): void }, file: string): Promise<string | undefined> {
+  const r = await run(file);
+  assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
+  const skip = /^skip: (.*)$/m.exec(r.stdout);
+  if (skip) {
+    t.skip(skip[1]!);
+    return undefined;
+  }
+  return r.stdout;
+}
+
+before(async () => {
+  d = await startDaemon();
+});
+after(async () => {
+  await d?.stop();
+});
+
+test("docs/sdk.md shows each examples/sdk file verbatim, and every such file is shown", () => {
+  const doc = readFileSync(join(REPO, "docs/sdk.md"), "utf8");
+  const blocks = [...doc.matchAll(/```ts file=(\S+)\n([\s\S]*?)```\n/g)];
+  assert.ok(blocks.length >= 4);
+  for (const [, file, body] of blocks) assert.equal(body, readFileSync(join(REPO, file!), "utf8"), `${file} differs from its block in docs/sdk.md`);
+  const shown = new Set(blocks.map((b) => b[1]));
+  for (const f of readdirSync(join(REPO, "examples/sdk"))) assert.ok(shown.has(`examples/sdk/${f}`), `examples/sdk/${f} is not in docs/sdk.md`);
+});
+
+test("sdk quickstart discovers the daemon", async (t) => {
+  assert.match((await example(t, "examples/sdk/quickstart.ts"))!, /^auraed \d+\.\d+\.\d+\S* healthy=true\n$/);
+});
+
+test("sdk cells example starts, stops and reports the second stop as NOT_FOUND", async (t) => {
+  const out = (await example(t, "examples/sdk/cells.ts"))!;
+  assert.match(out, /^nap runs as pid \d+\n/);
+  assert.match(out, /^second stop: NOT_FOUND \(5\): .*'nap'/m);
+});
+
+test("sdk streams example reads output to its end and aborts an endless stream", async (t) => {
+  const out = (await example(t, "examples/sdk/streams.ts"))!;
+  assert.match(out, /^output: 1,2,3,4,5$/m);
+  const n = Number(/^read (\d+) daemon log records until aborted$/m.exec(out)?.[1]);
+  assert.ok(n > 0, out);
+});
+
+test("sdk options example connects with Aurae's explicit options and with ours", async (t) => {
+  const out = (await example(t, "examples/sdk/options.ts"))!;
+  assert.equal(out, `target ${d.target}: status 1\n`.repeat(2));
+});
+
+test("examples/allocate.ts allocates a limited cell and a child, then frees them", async (t) => {
+  const out = (await example(t, "examples/allocate.ts"))!;
+  assert.match(out, /^allocated ex-allocate-\d+ \(cgroup v[12]\)\nex-allocate-\d+ cpu\.max=50000 memory\.max=67108864\n  ex-allocate-\d+\/child cpu\.max=- memory\.max=-\nfreed ex-allocate-\d+\n$/);
+});
+
+test("examples/start.ts starts, lists and stops an executable", async (t) => {
+  const out = (await example(t, "examples/start.ts"))!;
+  const pid = /^started sleeper: pid (\d+)$/m.exec(out)?.[1];
+  assert.ok(pid, out);
+  assert.match(out, new RegExp(`^listed: sleeper running pid ${pid}$`, "m"));
+  assert.match(out, /^stopped sleeper$/m);
+});
+
+test("examples/output.ts reads stdout and stderr separately and completely", async (t) => {
+  assert.equal(await example(t, "examples/output.ts"), "stdout: out 1 | out 2 | out 3\nstderr: err 1 | err 2 | err 3\n");
+});
+
+test("examples/isolation.ts sees the cell's hostname and only its own processes", async (t) => {
+  const out = await example(t, "examples/isolation.ts");
+  if (out === undefined) return;
+  assert.match(out, /^hostname inside: ex-isolated-\d+$/m);
+  const n = Number(/^processes visible inside: (\d+)$/m.exec(out)?.[1]);
+  assert.ok(n >= 1 && n <= 5, out);
+});
+
+test("examples/signals.ts sees the SIGTERM of a stop delivered into the cell", async (t) => {
+  const out = await example(t, "examples/signals.ts");
+  if (out === undefined) return;
+  assert.match(out, /^saw SIGTERM delivered to pid \d+$/m);
+});
+
+test("examples/health.ts: every service SERVING and a first Watch update", async (t) => {
+  const out = (await example(t, "examples/health.ts"))!;
+  assert.match(out, /^auraed \S+, healthy: true$/m);
+  for (const s of ["(daemon)", "aurae.cells.v0.CellService", "aurae.discovery.v0.DiscoveryService", "aurae.observe.v0.ObserveService"]) {
+    assert.match(out, new RegExp(`^${s.replace(/[().]/g, "\\$&")}: SERVING$`, "m"));
+  }
+  assert.match(out, /^watch: SERVING$/m);
+});
+
+test("examples/vms.ts runs a micro-VM through its lifecycle", async (t) => {
+  const out = await example(t, "examples/vms.ts");
+  if (out === undefined) return;
+  assert.match(out, /^started ex-vm-\d+; its auraed listens on \S+$/m);
+  assert.match(out, /^stopped ex-vm-\d+$/m);
+});
+
+test("no example leaves a cell behind", async () => {
+  const { createClient, CellServiceClient } = await import("../../src/client/index.js");
+  const c = createClient({ kind: "path", path: d.configPath });
+  try {
+    const { cells } = await new CellServiceClient(c).list();
+    assert.deepEqual(cells.map((n) => n.cell?.name), []);
+  } finally {
+    c.close();
+  }
+});
