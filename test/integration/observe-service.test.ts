@@ -119,12 +119,14 @@ test("the daemon log stream sends the backlog first and then a record logged aft
     }),
   );
   stream.on("error", () => {});
-  // wait until the backlog arrived, so the next record is live
-  await new Promise<void>((resolve) => {
-    const t = setInterval(() => items.length > 0 && (clearInterval(t), resolve()), 5);
-  });
+  // headers arrive once the stream's reader is in place: what is logged next is live
+  await new Promise((resolve) => stream.once("metadata", resolve));
   const second = client.getAuraeDaemonLogStream({});
   const secondItems = collect(second);
+  const secondGotLive = new Promise<void>((resolve) =>
+    second.on("data", (m: { item: LogItem }) => m.item.line.includes("after subscribing") && resolve()),
+  );
+  await new Promise((resolve) => second.once("metadata", resolve));
   logger.warn("after subscribing", { k: "v" });
   await gotLive;
   stream.cancel();
@@ -138,10 +140,10 @@ test("the daemon log stream sends the backlog first and then a record logged aft
   );
   assert.ok(Math.abs(live.timestamp - Date.now()) < 60_000, "timestamp is milliseconds since the epoch");
   // a second subscriber at the same time gets the same records
-  await new Promise((r) => setTimeout(r, 50));
+  await secondGotLive;
   second.cancel();
   const s = await secondItems;
-  assert.ok(s.items.some((i) => i.line.includes("after subscribing")));
+  assert.equal(JSON.parse(s.items[0]!.line).msg, "before the service");
 });
 
 test("stdout and stderr of an executable each get exactly their lines in order and then end", async () => {
@@ -264,7 +266,7 @@ test("without eBPF the signal stream is UNAVAILABLE naming the reason, and the o
   const saved = process.env.AURAE_EBPF_DIR;
   process.env.AURAE_EBPF_DIR = path.join(dir, "no-ebpf-here");
   try {
-    const r = await collect(client.getPosixSignalsStream({}) as never);
+    const r = await collect(client.getPosixSignalsStream({ workload: undefined }) as never);
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.match(r.error!.details, /eBPF is unavailable: .*missing/);
   } finally {
@@ -274,4 +276,37 @@ test("without eBPF the signal stream is UNAVAILABLE naming the reason, and the o
   const exe = directory.start("test", "after-unavailable", "echo still");
   const out = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
   assert.deepEqual(out.items.map((i) => i.line), ["still"]);
+});
+
+test("shutdown ends every open stream", async () => {
+  const ctx = {
+    mode: "daemon", version: "test", runtimeDir: dir, libraryDir: dir, cgroupParent: "x", stopGraceMs: 1000,
+    logger, tls: { caCrt: "", serverCrt: "", serverKey: "" },
+  } satisfies DaemonContext;
+  const svc = createObserveService(ctx, { directory });
+  const srv = new grpc.Server();
+  srv.addService(svc.definition, svc.implementation);
+  const sock = path.join(dir, "second.sock");
+  await new Promise<void>((resolve, reject) =>
+    srv.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  const c = new ObserveServiceClient(`unix:${sock}`, grpc.credentials.createInsecure());
+  try {
+    const exe = directory.start("test", "long", "echo started; sleep 30");
+    const out = c.getSubProcessStream({ processId: exe.pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT });
+    const logs = c.getAuraeDaemonLogStream({});
+    const live = (s: grpc.ClientReadableStream<unknown>) => new Promise((r) => s.once("metadata", r));
+    await Promise.all([live(out), live(logs)]);
+    const ended = Promise.all([collect(out), collect(logs as never)]);
+    const t0 = performance.now();
+    await svc.shutdown!();
+    const [o, l] = await ended;
+    assert.equal(o.error, undefined);
+    assert.equal(l.error, undefined);
+    assert.ok(performance.now() - t0 < 2000, "streams end promptly");
+    exe.child.kill("SIGKILL");
+  } finally {
+    c.close();
+    await new Promise<void>((resolve) => srv.tryShutdown(() => resolve()));
+  }
 });

@@ -141,7 +141,7 @@ interface Sub {
 
 function subscribe(cell?: string): Sub {
   const stream = client.getPosixSignalsStream(
-    cell ? { workload: { workloadType: WorkloadType.WORKLOAD_TYPE_CELL, id: cell } } : {},
+    { workload: cell ? { workloadType: WorkloadType.WORKLOAD_TYPE_CELL, id: cell } : undefined },
   );
   const sub: Sub = { signals: [], stream, live: new Promise((r) => stream.once("metadata", () => r())) };
   stream.on("data", (m: { signal: Signal }) => sub.signals.push(m.signal));

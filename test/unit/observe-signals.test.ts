@@ -185,7 +185,7 @@ test("requests are validated: channels, pids and workloads", () => {
   inv(() => parseSubProcessStreamRequest({ processId: 5, channelType: LogChannelType.LOG_CHANNEL_TYPE_UNSPECIFIED }));
   inv(() => parseSubProcessStreamRequest({ processId: 5, channelType: 3 as LogChannelType }));
   inv(() => parseSubProcessStreamRequest({ processId: 0, channelType: 1 }));
-  assert.deepEqual(parseSignalsStreamRequest({}), {});
+  assert.deepEqual(parseSignalsStreamRequest({ workload: undefined }), {});
   assert.deepEqual(parseSignalsStreamRequest({ workload: { workloadType: WorkloadType.WORKLOAD_TYPE_UNSPECIFIED, id: "" } }), {});
   assert.deepEqual(parseSignalsStreamRequest({ workload: { workloadType: WorkloadType.WORKLOAD_TYPE_CELL, id: "a" } }), { cellName: "a" });
   inv(() => parseSignalsStreamRequest({ workload: { workloadType: WorkloadType.WORKLOAD_TYPE_CELL, id: "" } }));

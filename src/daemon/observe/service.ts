@@ -79,6 +79,8 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     channel: string,
     wrap: (item: LogItem) => Res,
   ): Promise<void> {
+    // headers now tell the client that its reader is in place
+    call.sendMetadata(new Metadata());
     const w = new StreamWriter(call);
     const stop = () => reader.close();
     active.add(stop);
@@ -91,12 +93,15 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
           await reader.wait();
           continue;
         }
+        // A batch (at most BATCH messages) goes out whole; a full buffer then waits for 'drain'
+        // before the next batch is taken, so a stream holds at most BATCH messages beyond grpc's mark.
+        let ok = true;
         for (const l of batch) {
-          const ok = w.write(wrap({ channel, line: l.line, timestamp: l.timestamp, droppedBefore: l.droppedBefore }));
-          if (!ok) {
-            await w.ready();
-            if (w.closed) return;
-          }
+          ok = w.write(wrap({ channel, line: l.line, timestamp: l.timestamp, droppedBefore: l.droppedBefore }));
+        }
+        if (!ok) {
+          await w.ready();
+          if (w.closed) return;
         }
       }
     } finally {
