@@ -104,12 +104,12 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   let deb = opts.kernelDeb;
   if (!deb) {
     const pkg = opts.kernelPackage ?? (await defaultKernelPackage());
-    progress({ step: "kernel", message: `downloading ${pkg} (apt-get download)` });
-    deb = await downloadKernelPackage(pkg, join(root, "debs"));
+    deb = await downloadKernelPackage(pkg, join(root, "debs"), () => progress({ step: "kernel", message: `downloading ${pkg} (apt-get download)` }));
   }
   const debId = `${basename(deb, ".deb")}-${statSync(deb).size}`;
-  progress({ step: "kernel", message: `unpacking ${basename(deb)}` });
-  const kernel = await extractKernelPackage(deb, join(root, "kernels", debId));
+  const kernelDir = join(root, "kernels", debId);
+  if (!existsSync(join(kernelDir, ".complete"))) progress({ step: "kernel", message: `unpacking ${basename(deb)}` });
+  const kernel = await extractKernelPackage(deb, kernelDir);
   const vmlinux = join(kernel.root, "vmlinux");
   if (!existsSync(vmlinux)) {
     progress({ step: "kernel", message: "extracting an uncompressed vmlinux for the PVH entry" });

@@ -38,12 +38,13 @@ export async function defaultKernelPackage(): Promise<string> {
  * Downloads the kernel package into `cacheDir` with `apt-get download` unless a .deb for it is
  * already there, and returns its path.
  */
-export async function downloadKernelPackage(pkg: string, cacheDir: string): Promise<string> {
+export async function downloadKernelPackage(pkg: string, cacheDir: string, onDownload?: () => void): Promise<string> {
   if (!/^linux-image-[0-9][a-z0-9.+-]*$/.test(pkg)) throw new Error(`kernel package '${pkg}' is not a linux-image-<version> package name`);
   mkdirSync(cacheDir, { recursive: true });
   const have = () => readdirSync(cacheDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
   const cached = have();
   if (cached) return join(cacheDir, cached);
+  onDownload?.();
   // apt's sandbox user cannot write everywhere; a private temp dir it may write to avoids the warning.
   const tmp = join(cacheDir, `.download-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });

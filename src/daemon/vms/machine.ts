@@ -60,7 +60,13 @@ export class MachineRun {
   private stderr = "";
 
   private constructor(readonly opts: RunOptions, readonly vmm: VmmProcess) {
-    this.exited = vmm.exited;
+    // The child's own exit event as well as the launcher's record: whichever comes first.
+    const child = vmm.child;
+    const ownExit = new Promise<VmmExit>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+      else child.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+    this.exited = Promise.race([vmm.exited, ownExit]);
     vmm.child.stderr?.setEncoding("utf8").on("data", (d: string) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
