@@ -95,6 +95,24 @@ after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : null)));
   for (const d of created.reverse()) {
+    // anything still in our test cgroups is ours (e.g. a namespace's orphaned init)
+    for (let i = 0; i < 100; i++) {
+      let pids: string[] = [];
+      try {
+        pids = fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean);
+      } catch {
+        break;
+      }
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
     try {
       fs.rmdirSync(d);
     } catch (err) {
@@ -221,6 +239,27 @@ for (const h of hierarchies) {
     assert.ok(host.signals.some((s) => s.processId === process.pid && s.signal === 17 && s.cellName === ""), "SIGCHLD to the test process is host-wide only");
   });
 }
+
+test("a process in its own pid namespace is reported by its namespace pid when the directory does not know it", async (t) => {
+  if (skip) return t.skip(skip);
+  const h = hierarchies[0]!;
+  const c1 = mkcg(h.mount, `${parent}/c1/_`);
+  const holder = spawn("sh", ["-c", `echo $$ > ${c1}/cgroup.procs && exec unshare --pid --fork sh -c 'echo ready; exec sleep 100'`], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(holder);
+  await new Promise((r) => holder.stdout!.once("data", r));
+  const inner = Number(fs.readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, "utf8").trim().split(/\s+/)[0]);
+  assert.ok(inner > 0);
+  const sub = subscribe("c1");
+  await sub.live;
+  process.kill(inner, "SIGTERM");
+  await waitFor(sub, (s) => s.signal === 15 && s.processId === 1);
+  sub.stream.cancel();
+  // a namespace's init ignores SIGTERM: end it for real
+  process.kill(inner, "SIGKILL");
+  assert.ok(!sub.signals.some((s) => s.processId === inner), "the host pid is not reported");
+});
 
 test("the tracer is shared, started by the first subscriber and released after the last", async (t) => {
   if (skip) return t.skip(skip);

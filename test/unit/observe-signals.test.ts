@@ -52,6 +52,9 @@ test("the cell of a cgroup path is its leading run of cell labels", () => {
   assert.equal(cellOfCgroupPath("a/b"), "a/b");
   assert.equal(cellOfCgroupPath("a/_/x"), "a");
   assert.equal(cellOfCgroupPath("_"), undefined);
+  assert.equal(cellOfCgroupPath("a/b/_/exe-1"), "a/b");
+  assert.equal(cellOfCgroupPath("_executables/_/x"), "_executables");
+  assert.equal(cellOfCgroupPath("a/_b"), "a");
   assert.equal(cellOfCgroupPath(""), undefined);
   assert.ok(isCellWithin("a/b", "a"));
   assert.ok(isCellWithin("a", "a"));
