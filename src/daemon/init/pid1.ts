@@ -83,6 +83,14 @@ const BOOT_MOUNTS: { spec: MountSpec; ok: (m: MountEntry | undefined) => boolean
   { spec: { source: "cgroup2", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME, data: "nsdelegate" }, ok: (m) => m !== undefined },
 ];
 
+function uptimeMs(): number | undefined {
+  try {
+    return Math.round(Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * 1000);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Step 1: the mounts; returns what was mounted (the rest was present). */
 export function mountEssentials(logger: Logger): string[] {
   const mounted: string[] = [];
@@ -203,6 +211,9 @@ export async function bootPid1(opts: Pid1Options): Promise<void> {
     drives: cfg.mounts.map((m) => m.path),
     powerButtons: buttons.map((b) => b.device),
     ms: Math.round(performance.now() - started),
+    // where the boot time goes: the machine's uptime now, and how long node has run
+    uptimeMs: uptimeMs(),
+    processUptimeMs: Math.round(process.uptime() * 1000),
   });
 }
 

@@ -154,7 +154,17 @@ export class MachineRun {
       if (this.opts.signal.aborted) onAbort();
       if (existsSync(path)) finish();
     });
-    this.qmp = await QmpClient.connect(path);
+    // QEMU binds the socket (the event above) a moment before it listens: ECONNREFUSED in
+    // that window is retried briefly.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.qmp = await QmpClient.connect(path);
+        return;
+      } catch (err) {
+        if (attempt >= 100 || !/ECONNREFUSED/.test((err as Error).message) || this.opts.signal.aborted) throw err;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
   }
 
   /**
