@@ -155,7 +155,7 @@ describe("VmService with QEMU micro-VMs", { skip: SKIP, timeout: 600_000 }, () =
       assert.match(out[1] ?? "", /^\/dev\/vd\w+ \/data ext4 ro[, ]/, "read-only ext4");
       await call(g.cells, g.cells.stop, { cellName: "probe", executableName: "cat" });
       // Crash the guest kernel from inside: the VM must show as stopped.
-      await call(g.cells, g.cells.start, { cellName: "probe", executable: { name: "crash", command: "echo c > /proc/sysrq-trigger", description: "" } });
+      await call(g.cells, g.cells.start, { cellName: "probe", executable: { name: "crash", command: "sleep 1; echo c > /proc/sysrq-trigger", description: "" } });
     } finally {
       g.close();
     }

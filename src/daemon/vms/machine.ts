@@ -131,6 +131,18 @@ export class MachineRun {
     return new StartError("vmm", `${what}${this.stderr ? `; qemu: ${this.qemuStderr.split("\n").slice(-3).join(" ")}` : ""}${console ? `; console: ${console.slice(-600)}` : ""}`);
   }
 
+  /**
+   * Resolves when QEMU is gone or going: its process exited, or it closed its monitor (QEMU
+   * does that only while exiting, and the close can be seen before the exit is processed).
+   */
+  ended(): Promise<string> {
+    const byExit = this.exited.then((e) => `${e.signal ?? `exit ${e.code}`}`);
+    const qmp = this.qmp;
+    if (!qmp) return byExit;
+    const byQmp = new Promise<string>((r) => (qmp.closed ? r("qmp closed") : qmp.once("close", () => r("qmp closed"))));
+    return Promise.race([byExit, byQmp]);
+  }
+
   /** Waits for QEMU's QMP socket (an inotify event on the run directory), then connects. */
   private async connectQmp(path: string): Promise<void> {
     await new Promise<void>((resolve, reject) => {

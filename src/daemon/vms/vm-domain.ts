@@ -102,6 +102,7 @@ export class VmDomain {
   }
 
   private async doStart(vm: VmRecord, id: string): Promise<string> {
+    await vm.stopping; // the previous run's QEMU is released first
     const abort = new AbortController();
     vm.starting = abort;
     const runNo = ++vm.runs;
@@ -124,7 +125,7 @@ export class VmDomain {
       vm.state = "running";
       vm.starting = undefined;
       this.o.logger?.info(`vm '${id}' running`, { address: run.address, accel: verdict.accel, bootMs: Math.round(performance.now() - run.startedAt) });
-      void run.exited.then((e) => this.onExit(vm, run, `${e.signal ?? `exit ${e.code}`}`));
+      void run.ended().then((how) => this.onExit(vm, run, how));
       return run.address;
     } catch (err) {
       vm.starting = undefined;
@@ -203,14 +204,19 @@ export class VmDomain {
     for (const vm of [...this.vms.values()].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1))) {
       let status: string = vm.state;
       const run = vm.run;
-      if (run?.qmp && !run.qmp.closed) {
-        try {
-          status = (await run.qmp.queryStatus(2000)).status;
-        } catch (err) {
-          status = err instanceof QmpError && err.errorClass === "Disconnected" ? "stopped" : "unresponsive";
+      if (run?.qmp) {
+        // QEMU closes its monitor only when it exits: a closed QMP is a stopped VM even if the
+        // exit itself has not been processed yet.
+        if (run.qmp.closed) status = "stopped";
+        else {
+          try {
+            status = (await run.qmp.queryStatus(2000)).status;
+          } catch (err) {
+            status = err instanceof QmpError && err.errorClass === "Disconnected" ? "stopped" : "unresponsive";
+          }
         }
       }
-      out.push({ spec: vm.spec, state: vm.state, status, auraedAddress: vm.state === "running" && vm.run ? vm.run.address : "" });
+      out.push({ spec: vm.spec, state: vm.state, status, auraedAddress: vm.state === "running" && status !== "stopped" && vm.run ? vm.run.address : "" });
     }
     return out;
   }
