@@ -7,11 +7,10 @@
  * Usage: node --import tsx bench/vm-boot.ts [--runs N]    (root; builds the image if needed)
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { credentials } from "@grpc/grpc-js";
-import { readFileSync } from "node:fs";
 import { DiscoveryServiceClient } from "../src/api/aurae/discovery/v0/discovery.js";
 import { Logger } from "../src/daemon/logger.js";
 import { processLauncher } from "../src/daemon/vms/launcher.js";
@@ -94,6 +93,7 @@ async function main(): Promise<void> {
     }];
     process.stdout.write(renderTable(rows) + "\n");
     writeResults(join(REPO, "bench/results"), rows, { bench: "vm-boot", runs, accel });
+    rmSync(image.dir, { recursive: true, force: true }); // this run's CA overlay; kernel and base stay cached
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
