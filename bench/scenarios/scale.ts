@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkClean } from "../lib/leftovers.js";
 import { rssMb } from "../lib/proc.js";
@@ -51,7 +51,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
     let startError = "";
     const rssSamples: Array<{ executables: number; rssMb: number }> = [];
     t = nowMs();
-    await pool(nExes, 16, async (i) => {
+    const startOne = async (i: number) => {
       if (startError) return;
       try {
         await cells.start(names[i % nCells]!, `sleep-${i}`, "sleep 100000");
@@ -59,7 +59,22 @@ export async function run(b: BenchContext): Promise<Row[]> {
       } catch (err) {
         startError ||= `Start #${i} failed after ${started} running: ${statusName(err)}`;
       }
-    });
+    };
+    // The first executables show what each costs the daemon in file descriptors; the build
+    // stops short of the daemon's RLIMIT_NOFILE (which would kill or cripple it) and says so.
+    const pid = d.process.pid!;
+    const fds0 = fdCount(pid);
+    const first = Math.min(nExes, 200);
+    await pool(first, 16, (i) => startOne(i));
+    const perExe = (fdCount(pid) - fds0) / Math.max(1, started);
+    const limit = fdLimit(pid);
+    let target = nExes;
+    let capNote = "";
+    if (perExe > 0 && fds0 + perExe * nExes > limit - 64) {
+      target = Math.max(first, Math.floor((limit - 64 - fds0) / perExe));
+      capNote = `; capped at ${target} executables: each holds ${perExe.toFixed(1)} fds in the daemon and its RLIMIT_NOFILE is ${limit}`;
+    }
+    await pool(target - first, 16, (k) => startOne(first + k));
     const buildMs = nowMs() - t;
     process.stderr.write(`bench: scale: ${nCells} cells in ${allocMs.toFixed(0)} ms, ${started} executables in ${buildMs.toFixed(0)} ms${startError ? `; ${startError}` : ""}\n`);
     const reached = `${nCells} cells / ${started} executables`;
@@ -79,7 +94,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
         { scenario: T, unit: "ms", aim: "exit 0, nothing left", met: false, note: `${note}${dirty ? `; ${dirty}` : ""}` },
       ];
     }
-    const buildNote = `built in ${(allocMs / 1000).toFixed(1)} s + ${(buildMs / 1000).toFixed(1)} s${startError ? `; ${startError}` : ""}`;
+    const buildNote = `${capNote ? capNote.slice(2) + "; " : ""}built in ${(allocMs / 1000).toFixed(1)} s + ${(buildMs / 1000).toFixed(1)} s${startError ? `; ${startError}` : ""}`;
 
     const listFull = await measure(Math.max(10, Math.floor(runs / 5)), () => cells.list(), 2);
     const startFull = await measureStart(cells, probe, runs);
@@ -110,7 +125,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
         unit: "MB",
         aim: "< 250 MB",
         met: full && rss < 250,
-        note: `${full ? "" : `only ${reached}; `}${samples}`,
+        note: `${full ? "" : `only ${reached}${capNote}; `}${samples}`,
         extra: { rssSamples },
       },
       {
@@ -169,6 +184,14 @@ function deathNote(d: { process: { exitCode: number | null; signalCode: NodeJS.S
   if (d.process.exitCode === null && d.process.signalCode === null) return "";
   const errors = [...new Set(d.logs.filter((l) => !/^\s+at /.test(l) && /"level":"(error|fatal)"|Error|EMFILE|ENFILE|uncaught/i.test(l)))].slice(-3);
   return `exit ${d.process.exitCode ?? d.process.signalCode}; last errors: ${(errors.length ? errors : d.logs.slice(-3)).join(" / ").slice(0, 600)}`;
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+function fdLimit(pid: number): number {
+  return Number(/Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, "utf8"))?.[1] ?? Infinity);
 }
 
 function countExecutables(r: { cells: Array<{ executables?: unknown[]; children: unknown[] }> }): number {
