@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Installs everything the daemon and its tests need on a fresh Debian 12 machine (as root):
-# Debian packages, then the npm packages (npm ci also builds dist/ through `prepare`).
+# Debian packages, then the npm packages (npm ci also builds dist/ through `prepare`), then the
+# native parts (the eBPF object of the signal stream). Safe to run again: it only adds what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
-  iproute2      # ip: namespaces and links in tests
-  procps        # ps, pgrep
-  util-linux    # unshare, nsenter, setpriv
+  iproute2        # ip: namespaces and links in tests, lo inside isolated cells
+  procps          # ps, pgrep
+  util-linux      # unshare, nsenter, setpriv: namespace holders of isolated cells
+  catatonit       # the init holding an isolated cell's namespaces (reaps orphans there)
+  libbpf1         # loaded through koffi by the signal stream
+  libbpf-dev      # headers to build the eBPF object
+  clang-14        # compiles the eBPF object (src/platform/ebpf/build.sh)
+  qemu-system-x86 # micro-VMs (TCG here; KVM where it works)
+  busybox-static  # guest images and OCI bundles for the peers in bench/
+  cpio            # cross-checks the initramfs writer in tests
+  runc            # bench peer: runc run of a busybox bundle
+  crun            # bench peer where it runs (HOST.md)
+  zsh             # checks the zsh completion script
 )
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -20,3 +32,4 @@ else
   echo "setup: not root, skipping Debian packages (${APT_PACKAGES[*]})" >&2
 fi
 npm ci --no-audit --no-fund
+bash src/platform/ebpf/build.sh
