@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the daemon and its tests need on a fresh Debian 12 machine (as root):
 # Debian packages, then the npm packages (npm ci also builds dist/ through `prepare`), then the
-# native parts (the eBPF object of the signal stream). Safe to run again: it only adds what is
+# native parts (aurae-shim and the eBPF object of the signal stream). Safe to run again: it only adds what is
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +14,13 @@ APT_PACKAGES=(
   libbpf1         # loaded through koffi by the signal stream
   libbpf-dev      # headers to build the eBPF object
   clang-14        # compiles the eBPF object (src/platform/ebpf/build.sh)
+  gcc             # compiles aurae-shim, the per-executable shim (src/platform/native/build.sh)
+  libc6-dev       # its headers and static libc
   qemu-system-x86 # micro-VMs (TCG here; KVM where it works)
   busybox-static  # guest images and OCI bundles for the peers in bench/
   cpio            # cross-checks the initramfs writer in tests
+  e2fsprogs       # mkfs.ext4: the drive image the VM tests mount in a guest
+  binutils        # strip: a smaller Node in guest images
   runc            # bench peer: runc run of a busybox bundle
   crun            # bench peer where it runs (HOST.md)
   zsh             # checks the zsh completion script
@@ -32,4 +36,5 @@ else
   echo "setup: not root, skipping Debian packages (${APT_PACKAGES[*]})" >&2
 fi
 npm ci --no-audit --no-fund
+bash src/platform/native/build.sh
 bash src/platform/ebpf/build.sh

@@ -5,7 +5,7 @@ import {
   type CellServiceListResponse,
   type CellServiceStartResponse,
 } from "../../src/api/aurae/cells/v0/cells.js";
-import { LogChannelType, ObserveServiceClient, type GetSubProcessStreamResponse } from "../../src/api/aurae/observe/v0/observe.js";
+import { LogChannelType, ObserveServiceClient, type GetSubProcessStreamResponse, type LogItem } from "../../src/api/aurae/observe/v0/observe.js";
 import type { TestDaemon } from "../../test/helpers/daemon.js";
 import type { Row } from "./report.js";
 
@@ -57,27 +57,32 @@ export interface StreamResult {
 
 export interface Observe {
   /** Reads one channel of an executable to the end of its stream, counting bytes (line + "\n"). */
-  drain(pid: number, cellName: string | undefined, channel?: "stdout" | "stderr"): Promise<StreamResult>;
+  /** Reads a stream to its end; `perMessage` > 0 asks for that many lines per response (our extension). */
+  drain(pid: number, cellName: string | undefined, channel?: "stdout" | "stderr", perMessage?: number): Promise<StreamResult>;
   close(): void;
 }
 
 export function observeClient(d: TestDaemon): Observe {
   const c = new ObserveServiceClient(d.target, d.credentials, d.clientOptions);
   return {
-    drain(pid, cellName, channel = "stdout") {
+    drain(pid, cellName, channel = "stdout", perMessage = 0) {
       return new Promise((resolve, reject) => {
         const s = c.getSubProcessStream({
           processId: pid,
           channelType: channel === "stdout" ? LogChannelType.LOG_CHANNEL_TYPE_STDOUT : LogChannelType.LOG_CHANNEL_TYPE_STDERR,
           cellName,
+          maxLinesPerMessage: perMessage || undefined,
         });
         const r: StreamResult = { bytes: 0, lines: 0, dropped: 0, firstAt: 0, endAt: 0 };
+        const count = (item: LogItem) => {
+          r.bytes += Buffer.byteLength(item.line) + 1;
+          r.lines++;
+          r.dropped += item.droppedBefore;
+        };
         s.on("data", (m: GetSubProcessStreamResponse) => {
           if (r.lines === 0) r.firstAt = Number(process.hrtime.bigint()) / 1e6;
-          const line = m.item?.line ?? "";
-          r.bytes += Buffer.byteLength(line) + 1;
-          r.lines++;
-          r.dropped += m.item?.droppedBefore ?? 0;
+          if (m.item) count(m.item);
+          for (const item of m.items) count(item);
         });
         s.on("error", reject);
         s.on("end", () => {

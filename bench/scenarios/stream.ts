@@ -7,6 +7,8 @@ import type { BenchContext } from "../run.js";
 
 const MAIN = "Output streaming: 100-byte lines to one GetSubProcessStream reader vs a pipe into Node";
 const CPU = "Daemon CPU per MB streamed vs the pipe reader's CPU per MB";
+/** lines per response in the batched form (extension field max_lines_per_message) */
+const PER_MESSAGE = 1024;
 
 /** 99 characters and a newline: 100-byte lines. */
 const LINE = "x".repeat(99);
@@ -51,7 +53,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
       const client0 = process.cpuUsage();
       const started = await cells.start(cell, name, command);
       const timeoutMs = Math.max(60_000, bytes / 1000); // at least 1 MB/s
-      const r = await withTimeout(observe.drain(started.pid, cell), timeoutMs, `stream of ${bytes} bytes did not end within ${timeoutMs} ms`);
+      const r = await withTimeout(observe.drain(started.pid, cell, "stdout", Number(process.env.BENCH_PER_MESSAGE ?? 0)), timeoutMs, `stream of ${bytes} bytes did not end within ${timeoutMs} ms`);
       const cpu1 = cpuMs(d.process.pid!);
       const client = process.cpuUsage(client0);
       clientCpu.push((client.user + client.system) / 1000 / (bytes / 1e6));

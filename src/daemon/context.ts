@@ -13,6 +13,10 @@ export interface DaemonContext {
   cgroupParent: string;
   /** Grace period between SIGTERM and SIGKILL when stopping executables. */
   stopGraceMs: number;
+  /** On graceful shutdown, leave every workload running for the next daemon to adopt (upgrade). */
+  keepWorkloads?: boolean;
+  /** output kept per executable and channel (default 8 MiB) */
+  outputRetentionBytes?: number;
   logger: Logger;
   /** Paths of the TLS material the daemon serves with (VMs sign guest certificates with the CA). */
   tls: { caCrt: string; serverCrt: string; serverKey: string };

@@ -28,6 +28,8 @@ export interface DaemonOptions {
   cgroupParent: string;
   stopGraceMs: number;
   drainMs: number;
+  keepWorkloads: boolean;
+  outputRetention: number;
 }
 
 function parseArgs(argv: string[]): DaemonOptions {
@@ -45,6 +47,8 @@ function parseArgs(argv: string[]): DaemonOptions {
     .addOption(new Option("--cgroup-parent <name>", "cgroup (in every hierarchy) under which all cells live").default("aurae"))
     .addOption(new Option("--stop-grace-ms <ms>", "grace period between SIGTERM and SIGKILL when stopping executables").default(5000).argParser(intArg("--stop-grace-ms")))
     .addOption(new Option("--drain-ms <ms>", "how long shutdown waits for running calls before cancelling them").default(5000).argParser(intArg("--drain-ms")))
+    .addOption(new Option("--output-retention <bytes>", "output kept per executable and channel (older lines are freed and counted as dropped)").default(8 * 1024 * 1024).argParser(intArg("--output-retention")))
+    .option("--keep-workloads", "on SIGTERM/SIGINT exit without stopping executables or freeing cells (for an upgrade: the next auraed re-adopts them)", false)
     .addHelpText("after", "\nExample:\n  npx aer pki create --install && sudo npx auraed\n");
   program.parse(argv);
   return program.opts<DaemonOptions>();
@@ -75,6 +79,8 @@ export async function runDaemon(argv: string[]): Promise<number> {
     libraryDir: opts.libraryDir,
     cgroupParent: opts.cgroupParent,
     stopGraceMs: opts.stopGraceMs,
+    keepWorkloads: opts.keepWorkloads,
+    outputRetentionBytes: opts.outputRetention,
     logger,
     tls: { caCrt: opts.caCrt, serverCrt: opts.serverCrt, serverKey: opts.serverKey },
   };

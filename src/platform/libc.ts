@@ -31,6 +31,8 @@ interface Bindings {
   prctl: KoffiFunction;
   prctlGetInt: KoffiFunction;
   waitpid: KoffiFunction;
+  fallocate: KoffiFunction;
+  lseek: KoffiFunction;
 }
 
 let bindings: Bindings | undefined;
@@ -42,6 +44,8 @@ function libc(): Bindings {
       prctl: lib.func("int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)"),
       prctlGetInt: lib.func("int prctl(int option, _Out_ int *value, unsigned long a3, unsigned long a4, unsigned long a5)"),
       waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
+      fallocate: lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
+      lseek: lib.func("int64_t lseek(int fd, int64_t offset, int whence)"),
     };
   }
   return bindings;
@@ -89,4 +93,33 @@ export function waitpidNoHang(pid: number): WaitResult | undefined {
   const termsig = s & 0x7f;
   if (termsig === 0) return { pid: r, code: (s >> 8) & 0xff, signal: null };
   return { pid: r, code: null, signal: termsig };
+}
+
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+
+/**
+ * Frees the storage of `[offset, offset+length)` of an open file without changing its size
+ * (reads there return zeros). Supported by tmpfs, ext4, xfs and btrfs; throws SyscallError
+ * (EOPNOTSUPP elsewhere).
+ */
+export function punchHole(fd: number, offset: number, length: number): void {
+  if (length <= 0) return;
+  if (libc().fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) !== 0) {
+    throw new SyscallError("fallocate(PUNCH_HOLE)", koffi.errno());
+  }
+}
+
+const SEEK_DATA = 3;
+
+/**
+ * The first offset at or after `offset` that holds data (not a hole), or `undefined` when only
+ * holes follow (ENXIO). Where the filesystem does not track holes it answers `offset`.
+ */
+export function seekData(fd: number, offset: number): number | undefined {
+  const r = Number(libc().lseek(fd, offset, SEEK_DATA));
+  if (r >= 0) return r;
+  const e = koffi.errno();
+  if (e === os.constants.errno.ENXIO) return undefined;
+  throw new SyscallError("lseek(SEEK_DATA)", e);
 }

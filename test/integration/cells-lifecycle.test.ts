@@ -7,12 +7,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { AuraeError } from "../../src/daemon/errors.js";
 import { CellDomain, EXECUTABLES_CELL } from "../../src/daemon/cells/cell-domain.js";
 import type { CellSpec } from "../../src/daemon/cells/spec.js";
-import type { OutputSink } from "../../src/daemon/observe/ports.js";
+import { StateStore } from "../../src/daemon/cells/store.js";
 import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
 import { detectCgroupLayout, type CgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
@@ -22,20 +23,25 @@ import { readProcessIds } from "../../src/platform/process/proc-status.js";
 const ROOT = process.getuid?.() === 0;
 const SKIP = ROOT ? false : "needs root and real cgroups";
 
-/** An OutputSink that keeps everything (stands in for observe's OutputLog). */
-class TextSink implements OutputSink {
-  text = "";
-  ended = false;
-  private waiters: (() => void)[] = [];
-  write(chunk: Buffer): void { this.text += chunk.toString(); this.wake(); }
-  end(): void { this.ended = true; this.wake(); }
-  private wake() { for (const w of this.waiters.splice(0)) w(); }
-  async until(pred: (s: TextSink) => boolean, timeoutMs = 5000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!pred(this)) {
-      if (Date.now() > end) throw new Error(`sink timeout; text so far: ${JSON.stringify(this.text)}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 50); });
+/** Everything an executable writes to one channel, once its output has ended. */
+async function outputOf(domain: CellDomain, cell: string, exe: string, ch: "stdout" | "stderr" = "stdout", timeoutMs = 5000): Promise<string> {
+  const e = domain.cells.get(cell)?.executables.get(exe);
+  if (!e) throw new Error(`no executable '${exe}' in cell '${cell}'`);
+  const r = e.openReader(ch);
+  const end = Date.now() + timeoutMs;
+  let text = "";
+  try {
+    for (;;) {
+      const b = r.take(1000);
+      if (b === null) return text;
+      for (const l of b) text += `${l.line}\n`;
+      if (b.length === 0) {
+        if (Date.now() > end) throw new Error(`output timeout; text so far: ${JSON.stringify(text)}`);
+        await Promise.race([r.wait(), new Promise((res) => setTimeout(res, 50))]);
+      }
     }
+  } finally {
+    r.close();
   }
 }
 
@@ -63,25 +69,19 @@ interface Harness {
   parent: string;
   driver: CgroupDriver;
   domain: CellDomain;
-  sinks: Map<string, TextSink>;
-  sink(cell: string, exe: string, ch?: "stdout" | "stderr"): TextSink;
+  /** the runtime dir holding the state store */
+  runtimeDir: string;
+  output(cell: string, exe: string, ch?: "stdout" | "stderr"): Promise<string>;
 }
 
 function makeHarness(layout: CgroupLayout, parent: string, reaper: Reaper, stopGraceMs = 300): Harness {
   const driver = new CgroupDriver({ layout, parent });
   driver.init();
-  const sinks = new Map<string, TextSink>();
-  const domain = new CellDomain({
-    driver,
-    stopGraceMs,
-    reaper,
-    outputs: (ch, o) => {
-      const s = new TextSink();
-      sinks.set(`${o.cellName}:${o.executableName}:${ch}`, s);
-      return s;
-    },
-  });
-  return { layout, parent, driver, domain, sinks, sink: (c, e, ch = "stdout") => sinks.get(`${c}:${e}:${ch}`)! };
+  const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-cells-run-"));
+  const store = new StateStore(runtimeDir);
+  store.open();
+  const domain = new CellDomain({ driver, store, stopGraceMs, reaper });
+  return { layout, parent, driver, domain, runtimeDir, output: (c, e, ch) => outputOf(domain, c, e, ch) };
 }
 
 /** Every directory of the test parent in every hierarchy (empty when all is removed). */
@@ -106,6 +106,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     try {
       await h?.domain.shutdown();
     } finally {
+      if (h) fs.rmSync(h.runtimeDir, { recursive: true, force: true });
       reaper?.stop();
       const left = await forceRemoveCgroupTree(layout, parent);
       assert.deepEqual(left, [], "test cleanup removed every directory");
@@ -113,11 +114,11 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("Aurae's scenario: A, A/B, A/B/C and D list as exactly D and A -> A/B -> A/B/C", async () => {
-    const r = h.domain.allocate(spec("A", { cpu: { weight: 100 } }));
+    const r = await h.domain.allocate(spec("A", { cpu: { weight: 100 } }));
     assert.deepEqual(r, { cellName: "A", cgroupV2: layout.mode === "v2" });
-    h.domain.allocate(spec("A/B"));
-    h.domain.allocate(spec("A/B/C", { pids: { max: 10 } }));
-    h.domain.allocate(spec("D"));
+    await h.domain.allocate(spec("A/B"));
+    await h.domain.allocate(spec("A/B/C", { pids: { max: 10 } }));
+    await h.domain.allocate(spec("D"));
     const shape = (nodes: ReturnType<CellDomain["list"]>): unknown => nodes.map((n) => [n.spec.name, shape(n.children)]);
     assert.deepEqual(shape(h.domain.list()), [["A", [["A/B", [["A/B/C", []]]]]], ["D", []]]);
     const a = h.domain.list()[0]!;
@@ -128,31 +129,31 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     assert.deepEqual(h.domain.list(), []);
   });
 
-  test("a nested cell needs its ancestors: NOT_FOUND naming the missing one, nothing created", () => {
-    assert.throws(() => h.domain.allocate(spec("x/y/z")), code("not_found", /allocate cell 'x\/y\/z': ancestor cell 'x' not found/));
-    h.domain.allocate(spec("x"));
-    assert.throws(() => h.domain.allocate(spec("x/y/z")), code("not_found", /ancestor cell 'x\/y' not found/));
+  test("a nested cell needs its ancestors: NOT_FOUND naming the missing one, nothing created", async () => {
+    await assert.rejects(h.domain.allocate(spec("x/y/z")), code("not_found", /allocate cell 'x\/y\/z': ancestor cell 'x' not found/));
+    await h.domain.allocate(spec("x"));
+    await assert.rejects(h.domain.allocate(spec("x/y/z")), code("not_found", /ancestor cell 'x\/y' not found/));
     assert.equal(h.driver.cellDirs("x/y").some((d) => fs.existsSync(d)), false);
     return h.domain.free("x");
   });
 
   test("a duplicate cell is ALREADY_EXISTS and unknown cells are NOT_FOUND for free", async () => {
-    h.domain.allocate(spec("dup"));
-    assert.throws(() => h.domain.allocate(spec("dup")), code("already_exists", /allocate cell 'dup': already exists/));
+    await h.domain.allocate(spec("dup"));
+    await assert.rejects(h.domain.allocate(spec("dup")), code("already_exists", /allocate cell 'dup': already exists/));
     await h.domain.free("dup");
     await assert.rejects(h.domain.free("dup"), code("not_found", /free cell 'dup': not found/));
     await assert.rejects(h.domain.free("never"), code("not_found", /'never'/));
   });
 
-  test("values this host cannot apply are refused before anything is created", () => {
+  test("values this host cannot apply are refused before anything is created", async () => {
     if (layout.mode !== "v2") {
-      assert.throws(() => h.domain.allocate(spec("m", { memory: { minBytes: 1 } })), code("failed_precondition", /memory.min .*cgroup mode: (hybrid|v1)/));
-      assert.throws(() => h.domain.allocate(spec("m", { memory: { highBytes: 1 } })), code("failed_precondition", /memory.high/));
+      await assert.rejects(h.domain.allocate(spec("m", { memory: { minBytes: 1 } })), code("failed_precondition", /memory.min .*cgroup mode: (hybrid|v1)/));
+      await assert.rejects(h.domain.allocate(spec("m", { memory: { highBytes: 1 } })), code("failed_precondition", /memory.high/));
     }
-    assert.throws(() => h.domain.allocate(spec("m", { cpuset: { cpus: "0-4095" } })), code("invalid_argument", /cell.cpuset.cpus '0-4095' is not within the parent's set/));
-    h.domain.allocate(spec("q", { cpu: { maxUs: 10000 } }));
+    await assert.rejects(h.domain.allocate(spec("m", { cpuset: { cpus: "0-4095" } })), code("invalid_argument", /cell.cpuset.cpus '0-4095' is not within the parent's set/));
+    await h.domain.allocate(spec("q", { cpu: { maxUs: 10000 } }));
     if (h.driver.controllerVersion("cpu") === "v1") {
-      assert.throws(() => h.domain.allocate(spec("q/r", { cpu: { maxUs: 50000 } })), code("invalid_argument", /cell.cpu.max 50000\/100000 µs exceeds the parent's quota/));
+      await assert.rejects(h.domain.allocate(spec("q/r", { cpu: { maxUs: 50000 } })), code("invalid_argument", /cell.cpu.max 50000\/100000 µs exceeds the parent's quota/));
     }
     assert.equal(h.driver.cellDirs("m").some((d) => fs.existsSync(d)), false);
     assert.equal(h.driver.cellDirs("q/r").some((d) => fs.existsSync(d)), false);
@@ -160,8 +161,8 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("executable names are unique per cell, reusable in another cell; unknown names are NOT_FOUND", async () => {
-    h.domain.allocate(spec("e1"));
-    h.domain.allocate(spec("e2"));
+    await h.domain.allocate(spec("e1"));
+    await h.domain.allocate(spec("e2"));
     const exe = { name: "same", command: "sleep 1000", description: "" };
     await h.domain.start({ cellName: "e1", ...exe });
     await assert.rejects(h.domain.start({ cellName: "e1", ...exe }), code("already_exists", /start executable 'same' in cell 'e1'/));
@@ -175,7 +176,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("stop leaves no process, zombie or cgroup behind, setsid and background children included", async () => {
-    h.domain.allocate(spec("s"));
+    await h.domain.allocate(spec("s"));
     await h.domain.start({ cellName: "s", name: "tree", command: "setsid sleep 1000 & sleep 1000 & sleep 1000", description: "" });
     const dir = h.driver.executableDir("s", "tree");
     await eventually(() => h.driver.tracker.procs(dir).length >= 3, "three processes in the executable's leaf");
@@ -192,7 +193,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("stop sends SIGKILL after the grace period to processes that ignore SIGTERM", async () => {
-    h.domain.allocate(spec("k"));
+    await h.domain.allocate(spec("k"));
     await h.domain.start({ cellName: "k", name: "stubborn", command: "trap '' TERM; setsid sh -c \"trap '' TERM; sleep 1000\" & sleep 1000; sleep 1000", description: "" });
     const dir = h.driver.executableDir("k", "stubborn");
     await eventually(() => h.driver.tracker.procs(dir).length >= 3, "processes in the leaf");
@@ -206,8 +207,8 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("free stops the executables of the cell and its children, children first, removing every directory", async () => {
-    h.domain.allocate(spec("f"));
-    h.domain.allocate(spec("f/g"));
+    await h.domain.allocate(spec("f"));
+    await h.domain.allocate(spec("f/g"));
     await h.domain.start({ cellName: "f", name: "a", command: "sleep 1000", description: "" });
     await h.domain.start({ cellName: "f/g", name: "b", command: "setsid sh -c 'sleep 1000 & sleep 1000' & sleep 1000", description: "" });
     await eventually(() => h.driver.tracker.procs(h.driver.executableDir("f/g", "b")).length >= 3, "processes in f/g");
@@ -220,12 +221,10 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("an executable that exits keeps its name and status until stop, which releases the name", async () => {
-    h.domain.allocate(spec("x1"));
+    await h.domain.allocate(spec("x1"));
     const r = await h.domain.start({ cellName: "x1", name: "quick", command: "echo out; echo err >&2; exit 7", description: "d" });
-    await h.sink("x1", "quick").until((s) => s.ended);
-    await h.sink("x1", "quick", "stderr").until((s) => s.ended);
-    assert.equal(h.sink("x1", "quick").text, "out\n");
-    assert.equal(h.sink("x1", "quick", "stderr").text, "err\n");
+    assert.equal(await h.output("x1", "quick"), "out\n");
+    assert.equal(await h.output("x1", "quick", "stderr"), "err\n");
     await eventually(() => h.domain.list().find((c) => c.spec.name === "x1")!.executables[0]?.state === "exited", "exited state");
     assert.deepEqual(h.domain.list().find((c) => c.spec.name === "x1")!.executables, [
       { name: "quick", command: "echo out; echo err >&2; exit 7", description: "d", pid: r.pid, hostPid: r.pid, state: "exited", exitCode: 7, uid: 0, gid: 0 },
@@ -238,13 +237,12 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
 
   test("executables get sh -c, cwd /, a clean environment, stdin /dev/null and are in the cell's cgroups from the start", async () => {
     process.env.AURAE_DAEMON_SECRET = "leak";
-    h.domain.allocate(spec("env"));
+    await h.domain.allocate(spec("env"));
     await h.domain.start({ cellName: "env", name: "probe", command: "cat /proc/self/cgroup; pwd; readlink /proc/self/fd/0; env | sort", description: "" });
-    const s = h.sink("env", "probe");
-    await s.until((x) => x.ended);
-    const lines = s.text.split("\n");
+    const text = await h.output("env", "probe");
+    const lines = text.split("\n");
     for (const l of lines.filter((l) => /^\d+:(cpu|cpuacct|cpuset|memory|pids):/.test(l))) assert.match(l, new RegExp(`:/${parent}/env/_$`));
-    if (layout.unified) assert.ok(lines.includes(`0::/${parent}/env/_/probe`), s.text);
+    if (layout.unified) assert.ok(lines.includes(`0::/${parent}/env/_/probe`), text);
     assert.ok(lines.includes("/"), "cwd is /");
     assert.ok(lines.includes("/dev/null"), "stdin is /dev/null");
     const env = lines.filter((l) => /^[A-Z_]+=/.test(l));
@@ -253,7 +251,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("an executable started as uid/gid 65534 reports and has those ids and no supplementary groups", async () => {
-    h.domain.allocate(spec("ids"));
+    await h.domain.allocate(spec("ids"));
     const r = await h.domain.start({ cellName: "ids", name: "nobody", command: "sleep 1000", description: "", uid: 65534, gid: 65534 });
     assert.equal(r.uid, 65534);
     assert.equal(r.gid, 65534);
@@ -266,7 +264,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("executables without a cell run in the executables cell, listed last while it holds any", async () => {
-    h.domain.allocate(spec("zz"));
+    await h.domain.allocate(spec("zz"));
     const r = await h.domain.start({ name: "loose", command: "sleep 1000", description: "" });
     const where = h.domain.describeHostPid(r.hostPid);
     assert.deepEqual(where, { cellName: EXECUTABLES_CELL, reportedPid: r.hostPid });
@@ -279,10 +277,10 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
   });
 
   test("spawnInCell runs an argv (no shell) in a cell and Free stops it", async () => {
-    h.domain.allocate(spec("_vm-test"), { internal: true });
-    const p = await h.domain.spawnInCell("_vm-test", ["/bin/sleep", "1000"], { name: "vmm", output: "ignore" });
+    await h.domain.allocate(spec("_vm-test"), { internal: true });
+    const p = await h.domain.spawnInCell("_vm-test", ["/bin/sleep", "1000"], { name: "vmm" });
     const cmdline = () => fs.readFileSync(`/proc/${p.hostPid}/cmdline`, "utf8");
-    await eventually(() => cmdline() === "/bin/sleep\u00001000\u0000", "the gate to exec the argv");
+    assert.equal(cmdline(), "/bin/sleep\u00001000\u0000", "the argv runs as given, no shell");
     assert.equal(h.domain.list().some((c) => c.spec.name === "_vm-test"), false, "internal cells are hidden from List");
     assert.equal(h.domain.describeHostPid(p.hostPid)?.cellName, "_vm-test");
     await h.domain.free("_vm-test");
@@ -293,8 +291,8 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     const other = `${parent}-shutdown`;
     const h2 = makeHarness(layout, other, reaper);
     try {
-      h2.domain.allocate(spec("a"));
-      h2.domain.allocate(spec("a/b"));
+      await h2.domain.allocate(spec("a"));
+      await h2.domain.allocate(spec("a/b"));
       await h2.domain.start({ cellName: "a/b", name: "x", command: "setsid sleep 1000 & sleep 1000", description: "" });
       const r = await h2.domain.start({ name: "y", command: "sleep 1000", description: "" });
       await h2.domain.shutdown();
@@ -312,11 +310,14 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
       import { CgroupDriver } from ${JSON.stringify(path.resolve("src/platform/cgroups/driver.ts"))};
       import { detectCgroupLayout } from ${JSON.stringify(path.resolve("src/platform/cgroups/layout.ts"))};
       import { CellDomain } from ${JSON.stringify(path.resolve("src/daemon/cells/cell-domain.ts"))};
+      import { StateStore } from ${JSON.stringify(path.resolve("src/daemon/cells/store.ts"))};
       const driver = new CgroupDriver({ layout: detectCgroupLayout(), parent: ${JSON.stringify(other)} });
       driver.init();
-      const d = new CellDomain({ driver, stopGraceMs: 100, outputs: () => ({ write() {}, end() {} }) });
-      d.allocate({ name: "a", limits: { pids: { max: 20 } }, isolateProcess: false, isolateNetwork: false });
-      d.allocate({ name: "a/b", limits: {}, isolateProcess: false, isolateNetwork: false });
+      const store = new StateStore(${JSON.stringify(path.join(os.tmpdir(), `aurae-killed-${process.pid}`))});
+      store.open();
+      const d = new CellDomain({ driver, store, stopGraceMs: 100 });
+      await d.allocate({ name: "a", limits: { pids: { max: 20 } }, isolateProcess: false, isolateNetwork: false });
+      await d.allocate({ name: "a/b", limits: {}, isolateProcess: false, isolateNetwork: false });
       const r = await d.start({ cellName: "a/b", name: "x", command: "setsid sleep 1000 & sleep 1000", description: "" });
       console.log(r.hostPid);
       setInterval(() => {}, 1000);

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { CellDomain } from "../../src/daemon/cells/cell-domain.js";
 import type { CellSpec } from "../../src/daemon/cells/spec.js";
-import type { OutputSink } from "../../src/daemon/observe/ports.js";
+import { StateStore } from "../../src/daemon/cells/store.js";
 import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
 import { detectCgroupLayout, type CgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
@@ -33,7 +33,7 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
   let reaper: Reaper;
   let driver: CgroupDriver;
   let domain: CellDomain;
-  const out = new Map<string, string>();
+  let runtimeDir: string;
   const parent = `aurae-test-limits-${process.pid}`;
 
   before(() => {
@@ -41,29 +41,24 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
     reaper = startReaper();
     driver = new CgroupDriver({ layout, parent });
     driver.init();
-    domain = new CellDomain({
-      driver,
-      stopGraceMs: 200,
-      reaper,
-      outputs: (ch, o): OutputSink => {
-        const key = `${o.cellName}:${o.executableName}:${ch}`;
-        out.set(key, "");
-        return { write: (b) => out.set(key, out.get(key) + b.toString()), end: () => {} };
-      },
-    });
+    runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-limits-run-"));
+    const store = new StateStore(runtimeDir);
+    store.open();
+    domain = new CellDomain({ driver, store, stopGraceMs: 200, reaper });
   });
 
   after(async () => {
     try {
       await domain?.shutdown();
     } finally {
+      if (runtimeDir) fs.rmSync(runtimeDir, { recursive: true, force: true });
       reaper?.stop();
       assert.deepEqual(await forceRemoveCgroupTree(layout, parent), []);
     }
   });
 
   test("a 20% CPU quota throttles a busy loop to about a fifth of the wall time", async () => {
-    domain.allocate(spec("cpu", { cpu: { maxUs: 20000, periodUs: 100000 } }));
+    await domain.allocate(spec("cpu", { cpu: { maxUs: 20000, periodUs: 100000 } }));
     await domain.start({ cellName: "cpu", name: "spin", command: "while :; do :; done", description: "" });
     const u0 = cpuSeconds(driver, "cpu");
     const t0 = Date.now();
@@ -78,7 +73,7 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
   });
 
   test("a 64 MiB memory max kills an allocation of 200 MiB", async () => {
-    domain.allocate(spec("mem", { memory: { maxBytes: 64 << 20 } }));
+    await domain.allocate(spec("mem", { memory: { maxBytes: 64 << 20 } }));
     await domain.start({ cellName: "mem", name: "hog", command: "head -c 200000000 /dev/zero | tail", description: "" });
     const exe = domain.findByPid(domain.list().find((c) => c.spec.name === "mem")!.executables[0]!.pid)!;
     const status = await (exe as unknown as { exited: Promise<{ code: number | null }> }).exited;
@@ -96,12 +91,13 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
   });
 
   test("a pids max of 5 refuses the sixth process", async () => {
-    domain.allocate(spec("pids", { pids: { max: 5 } }));
+    await domain.allocate(spec("pids", { pids: { max: 5 } }));
     await domain.start({ cellName: "pids", name: "forker", command: "for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; wait", description: "" });
     const dir = driver.controllerDir("pids", "pids")!;
+    const stderr = () => fs.readFileSync(path.join(domain.cells.get("pids")!.executables.get("forker")!.dir, "stderr"), "utf8");
     const end = Date.now() + 3000;
-    while (!/fork/i.test(out.get("pids:forker:stderr") ?? "") && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    assert.match(out.get("pids:forker:stderr")!, /fork/i);
+    while (!/fork/i.test(stderr()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.match(stderr(), /fork/i);
     assert.ok(Number(fs.readFileSync(path.join(dir, "pids.current"), "utf8")) <= 5);
     await domain.free("pids");
   });
@@ -109,7 +105,7 @@ describe("limits bind on the real kernel", { skip: SKIP }, () => {
   test("a cpuset pins the executable to the listed cpu", async (t) => {
     if (os.cpus().length < 2) return t.skip("needs two cpus");
     const last = String(os.cpus().length - 1);
-    domain.allocate(spec("pin", { cpuset: { cpus: last } }));
+    await domain.allocate(spec("pin", { cpuset: { cpus: last } }));
     const r = await domain.start({ cellName: "pin", name: "sleeper", command: "sleep 1000", description: "" });
     const allowed = () => /^Cpus_allowed_list:\s*(\S+)$/m.exec(fs.readFileSync(`/proc/${r.hostPid}/status`, "utf8"))![1];
     assert.equal(allowed(), last);

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
 import {
   LogChannelType,
@@ -14,50 +13,33 @@ import {
 import { Logger } from "../../src/daemon/logger.js";
 import type { DaemonContext, ServiceModule } from "../../src/daemon/context.js";
 import { createObserveService } from "../../src/daemon/observe/service.js";
-import { createOutputSinkFactory } from "../../src/daemon/observe/output-log.js";
-import type { ExecutableDirectory, ObservedExecutable, OutputSinkFactory } from "../../src/daemon/observe/ports.js";
+import { CellDomain } from "../../src/daemon/cells/cell-domain.js";
+import { StateStore } from "../../src/daemon/cells/store.js";
+import type { Executable } from "../../src/daemon/cells/executable.js";
+import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
+import { detectCgroupLayout } from "../../src/platform/cgroups/layout.js";
+import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
 
 /**
- * A test-only ExecutableDirectory: runs `sh -c` with child_process and feeds the observe
- * service's OutputLogs, as the cells service does (a fake at the port).
+ * The observe service over a real gRPC server, streaming executables the real cells domain
+ * runs (aurae-shim, output files) in cell "test" under a cgroup parent of this process.
+ * Output retention is 1 MiB here, so that a stalled reader falls behind within a test.
  */
-class SpawnDirectory implements ExecutableDirectory {
-  readonly exes: (ObservedExecutable & { child: ChildProcess; exited: Promise<number> })[] = [];
-  constructor(private readonly sinks: OutputSinkFactory) {}
-
-  start(cellName: string, executableName: string, command: string) {
-    const child = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"] });
-    const owner = { cellName, executableName };
-    const stdout = this.sinks("stdout", owner);
-    const stderr = this.sinks("stderr", owner);
-    child.stdout!.on("data", (c: Buffer) => stdout.write(c));
-    child.stdout!.on("end", () => stdout.end());
-    child.stderr!.on("data", (c: Buffer) => stderr.write(c));
-    child.stderr!.on("end", () => stderr.end());
-    const exited = new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? -1)));
-    const exe = { cellName, executableName, pid: child.pid!, hostPid: child.pid!, stdout, stderr, child, exited };
-    this.exes.push(exe);
-    return exe;
-  }
-
-  findByPid(pid: number, cellName?: string) {
-    return this.exes.find((e) => e.pid === pid && (cellName === undefined || e.cellName === cellName));
-  }
-  hasCell(cellName: string) {
-    return cellName === "test";
-  }
-  describeHostPid() {
-    return undefined;
-  }
-  killAll() {
-    for (const e of this.exes) if (e.child.exitCode === null && e.child.signalCode === null) e.child.kill("SIGKILL");
-  }
-}
-
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), `observe-svc-${process.pid}-`));
 const socket = path.join(dir, "observe.sock");
 const logger = new Logger({ write: () => {}, backlogLimit: 100 });
-const directory = new SpawnDirectory(createOutputSinkFactory());
+const cgroupParent = `aurae-test-observe-${process.pid}`;
+const layout = detectCgroupLayout();
+const driver = new CgroupDriver({ layout, parent: cgroupParent });
+const store = new StateStore(path.join(dir, "run"));
+const domain = new CellDomain({ driver, store, stopGraceMs: 500, output: { retainBytes: 1024 * 1024 } });
+const directory = {
+  async start(cellName: string, executableName: string, command: string): Promise<Executable & { kill(): Promise<void> }> {
+    const r = await domain.start({ cellName, name: executableName, command, description: "" });
+    const exe = domain.findByPid(r.pid, cellName)!;
+    return Object.assign(exe, { kill: () => domain.stop(cellName, executableName) });
+  },
+};
 let service: ServiceModule;
 let server: grpc.Server;
 let client: ObserveServiceClient;
@@ -74,7 +56,10 @@ before(async () => {
     tls: { caCrt: "", serverCrt: "", serverKey: "" },
   } satisfies DaemonContext;
   logger.info("before the service", { n: 1 });
-  service = createObserveService(ctx, { directory });
+  driver.init();
+  store.open();
+  await domain.allocate({ name: "test", limits: {}, isolateProcess: false, isolateNetwork: false });
+  service = createObserveService(ctx, { directory: domain });
   server = new grpc.Server();
   server.addService(service.definition, service.implementation);
   await new Promise<void>((resolve, reject) =>
@@ -84,11 +69,15 @@ before(async () => {
 });
 
 after(async () => {
-  directory.killAll();
   client?.close();
-  await service?.shutdown?.();
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    await service?.shutdown?.();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await domain.shutdown();
+  } finally {
+    assert.deepEqual(await forceRemoveCgroupTree(layout, cgroupParent), []);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 interface Collected {
@@ -147,7 +136,7 @@ test("the daemon log stream sends the backlog first and then a record logged aft
 });
 
 test("stdout and stderr of an executable each get exactly their lines in order and then end", async () => {
-  const exe = directory.start("test", "echo", "echo out; echo err 1>&2; echo out2; printf 'no newline'");
+  const exe = await directory.start("test", "echo", "echo out; echo err 1>&2; echo out2; printf 'no newline'");
   const [out, err] = await Promise.all([
     collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT)),
     collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDERR, "test")),
@@ -163,7 +152,7 @@ test("stdout and stderr of an executable each get exactly their lines in order a
 });
 
 test("an unknown pid is NOT_FOUND and an unspecified or unknown channel is INVALID_ARGUMENT", async () => {
-  const exe = directory.start("test", "quiet", "true");
+  const exe = await directory.start("test", "quiet", "true");
   const unknown = await collect(subProcess(999_999_99, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
   assert.equal(unknown.error?.code, grpc.status.NOT_FOUND);
   assert.match(unknown.error!.details, /process 99999999: not found/);
@@ -186,7 +175,7 @@ test("signal workloads: unknown cell is NOT_FOUND, pods and VMs are UNIMPLEMENTE
 });
 
 test("100,000 lines arrive complete and in order", async () => {
-  const exe = directory.start("test", "seq", "seq 1 100000");
+  const exe = await directory.start("test", "seq", "seq 1 100000");
   const { items, error } = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
   assert.equal(error, undefined);
   assert.equal(items.length, 100_000);
@@ -204,7 +193,7 @@ function checkAccounted(items: LogItem[], total: number): { received: number; dr
   for (const it of items) {
     expected += it.droppedBefore;
     dropped += it.droppedBefore;
-    assert.equal(it.line, String(expected), `line after ${dropped} dropped`);
+    assert.equal(Number(it.line), expected, `line after ${dropped} dropped`);
     expected++;
   }
   assert.equal(expected - 1, total, "every line was received or counted as dropped");
@@ -212,10 +201,13 @@ function checkAccounted(items: LogItem[], total: number): { received: number; dr
 }
 
 test("a reader that stops reading slows neither a second reader nor the executable", async () => {
-  const N = 300_000;
+  // 20 bursts of 2,000 lines of 100 bytes (4 MB in all, beyond the 1 MiB retention) over two
+  // seconds: a reader that keeps up gets every line, a stalled one falls behind the retained part.
+  const N = 40_000;
+  const command = `i=0; while [ $i -lt 20 ]; do seq -f '%099g' $((i*2000+1)) $((i*2000+2000)); i=$((i+1)); sleep 0.1; done`;
   const run = async (withStalled: boolean) => {
     const t0 = performance.now();
-    const exe = directory.start("test", `seq-${withStalled}`, `seq 1 ${N}`);
+    const exe = await directory.start("test", `seq-${withStalled}`, command);
     let stalled: grpc.ClientReadableStream<{ item?: LogItem }> | undefined;
     let stalledDone: Promise<Collected> | undefined;
     if (withStalled) {
@@ -241,17 +233,19 @@ test("a reader that stops reading slows neither a second reader nor the executab
   const base = await run(false);
   const withStalled = await run(true);
   console.log(
-    `# ${N} lines: alone exit ${base.exitMs.toFixed(0)} ms, read ${base.readMs.toFixed(0)} ms (dropped ${base.acc.dropped});` +
+    `# ${N} lines of 100 bytes: alone exit ${base.exitMs.toFixed(0)} ms, read ${base.readMs.toFixed(0)} ms (dropped ${base.acc.dropped});` +
       ` with a stalled reader exit ${withStalled.exitMs.toFixed(0)} ms, read ${withStalled.readMs.toFixed(0)} ms` +
       ` (dropped ${withStalled.acc.dropped}); stalled reader dropped ${withStalled.stalledAcc!.dropped}`,
   );
+  assert.equal(base.acc.dropped, 0, "a reader that keeps up gets every line");
+  assert.equal(withStalled.acc.dropped, 0, "so does one beside a stalled reader");
   assert.ok(withStalled.exitMs < base.exitMs * 3 + 1000, "the executable is not slowed");
   assert.ok(withStalled.readMs < base.readMs * 3 + 1000, "the second reader is not slowed");
   assert.ok(withStalled.stalledAcc!.dropped > 0, "the stalled reader lost lines and was told");
 });
 
 test("a cancelled stream releases its reader promptly", async () => {
-  const exe = directory.start("test", "sleeper", "echo hi; sleep 30");
+  const exe = await directory.start("test", "sleeper", "echo hi; sleep 30");
   const stream = subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT);
   const first = await new Promise<LogItem>((resolve) => stream.once("data", (m: { item: LogItem }) => resolve(m.item)));
   assert.equal(first.line, "hi");
@@ -259,7 +253,7 @@ test("a cancelled stream releases its reader promptly", async () => {
   stream.cancel();
   const r = await done;
   assert.equal(r.error?.code, grpc.status.CANCELLED);
-  exe.child.kill("SIGKILL");
+  await exe.kill();
 });
 
 test("without eBPF the signal stream is UNAVAILABLE naming the reason, and the other streams still work", async () => {
@@ -273,7 +267,7 @@ test("without eBPF the signal stream is UNAVAILABLE naming the reason, and the o
     if (saved === undefined) delete process.env.AURAE_EBPF_DIR;
     else process.env.AURAE_EBPF_DIR = saved;
   }
-  const exe = directory.start("test", "after-unavailable", "echo still");
+  const exe = await directory.start("test", "after-unavailable", "echo still");
   const out = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
   assert.deepEqual(out.items.map((i) => i.line), ["still"]);
 });
@@ -283,7 +277,7 @@ test("shutdown ends every open stream", async () => {
     mode: "daemon", version: "test", runtimeDir: dir, libraryDir: dir, cgroupParent: "x", stopGraceMs: 1000,
     logger, tls: { caCrt: "", serverCrt: "", serverKey: "" },
   } satisfies DaemonContext;
-  const svc = createObserveService(ctx, { directory });
+  const svc = createObserveService(ctx, { directory: domain });
   const srv = new grpc.Server();
   srv.addService(svc.definition, svc.implementation);
   const sock = path.join(dir, "second.sock");
@@ -292,7 +286,7 @@ test("shutdown ends every open stream", async () => {
   );
   const c = new ObserveServiceClient(`unix:${sock}`, grpc.credentials.createInsecure());
   try {
-    const exe = directory.start("test", "long", "echo started; sleep 30");
+    const exe = await directory.start("test", "long", "echo started; sleep 30");
     const out = c.getSubProcessStream({ processId: exe.pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT });
     const logs = c.getAuraeDaemonLogStream({});
     const live = (s: grpc.ClientReadableStream<unknown>) => new Promise((r) => s.once("metadata", r));
@@ -304,7 +298,7 @@ test("shutdown ends every open stream", async () => {
     assert.equal(o.error, undefined);
     assert.equal(l.error, undefined);
     assert.ok(performance.now() - t0 < 2000, "streams end promptly");
-    exe.child.kill("SIGKILL");
+    await exe.kill();
   } finally {
     c.close();
     await new Promise<void>((resolve) => srv.tryShutdown(() => resolve()));

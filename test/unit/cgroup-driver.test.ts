@@ -78,9 +78,7 @@ test("v2: an executable gets its own leaf under the cell's process leaf and join
   d.ensureProcessLeaf("a");
   const leaf = d.createExecutableLeaf("a", "web");
   assert.equal(leaf, path.join(root, "p", "a", "_", "web"));
-  d.joinExecutable(4242, "a", "web");
-  assert.equal(read(path.join(leaf, "cgroup.procs")), "4242");
-  assert.equal(fs.existsSync(path.join(root, "p", "a", "_", "cgroup.procs")), false);
+  assert.deepEqual(d.joinFiles("a", "web"), [path.join(leaf, "cgroup.procs")]);
   d.removeExecutableLeaf("a", "web");
   d.removeCell("a");
   d.destroy();
@@ -158,9 +156,10 @@ test("v1 without cgroup2: executables are tracked in a freezer leaf, controllers
   d.createCell("a", {});
   d.ensureProcessLeaf("a");
   d.createExecutableLeaf("a", "x");
-  d.joinExecutable(77, "a", "x");
-  assert.equal(read(path.join(root, "freezer", "p", "a", "_", "x", "cgroup.procs")), "77");
-  for (const c of ["cpu", "cpuacct", "cpuset", "memory", "pids"]) assert.equal(read(path.join(root, c, "p", "a", "_", "cgroup.procs")), "77", c);
+  assert.deepEqual(d.joinFiles("a", "x"), [
+    path.join(root, "freezer", "p", "a", "_", "x", "cgroup.procs"),
+    ...["cpu", "cpuacct", "cpuset", "memory", "pids"].map((c) => path.join(root, c, "p", "a", "_", "cgroup.procs")),
+  ]);
 });
 
 test("hybrid: controllers stay on v1, the cgroup2 mount tracks executables and gets no subtree_control", (t) => {
@@ -176,20 +175,15 @@ test("hybrid: controllers stay on v1, the cgroup2 mount tracks executables and g
   assert.equal(d.executableDir("a", "x"), path.join(root, "unified", "p", "a", "_", "x"));
 });
 
-test("init removes empty cgroups an earlier daemon left and reports the ones still in use", (t) => {
+test("init keeps what an earlier daemon left; subtree lists it parents first and removeLeftover removes a subtree", async (t) => {
   const root = v2Root(t);
-  for (const d of ["p/old/_/x", "p/old/child/_", "p/busy/_/y"]) fs.mkdirSync(path.join(root, d), { recursive: true });
-  const base = plainDirectoryCgroupFs();
-  const busyLeaf = path.join(root, "p", "busy", "_", "y");
-  const cfs: CgroupFs = {
-    ...base,
-    rmdir: (p) => {
-      if (p === busyLeaf) throw new CgroupFsError("rmdir", p, "EBUSY");
-      base.rmdir(p);
-    },
-  };
-  const d = new CgroupDriver({ layout: v2Layout(root), parent: "p", fs: cfs });
-  assert.deepEqual(d.init(), [busyLeaf]);
+  for (const d of ["p/old/_/x", "p/old/child/_", "p/kept/_/y"]) fs.mkdirSync(path.join(root, d), { recursive: true });
+  const d = new CgroupDriver({ layout: v2Layout(root), parent: "p", fs: plainDirectoryCgroupFs() });
+  d.init();
+  assert.deepEqual(d.subtree(), ["kept", "old", "kept/_", "old/_", "old/child", "kept/_/y", "old/_/x", "old/child/_"]);
+  assert.deepEqual(await d.removeLeftover("old"), []);
   assert.equal(fs.existsSync(path.join(root, "p", "old")), false);
-  assert.equal(fs.existsSync(busyLeaf), true);
+  assert.deepEqual(d.subtree(), ["kept", "kept/_", "kept/_/y"]);
+  assert.equal(d.cellExists("kept"), true);
+  assert.equal(d.cellExists("old"), false);
 });

@@ -183,7 +183,9 @@ test("requests are validated: channels, pids and workloads", () => {
     pid: 5,
     channel: "stderr",
     cellName: undefined,
+    maxLinesPerMessage: 0,
   });
+  assert.equal(parseSubProcessStreamRequest({ processId: 5, channelType: 1, maxLinesPerMessage: 100 }).maxLinesPerMessage, 100);
   assert.equal(parseSubProcessStreamRequest({ processId: 5, channelType: 1, cellName: "a/b" }).cellName, "a/b");
   inv(() => parseSubProcessStreamRequest({ processId: 5, channelType: LogChannelType.LOG_CHANNEL_TYPE_UNSPECIFIED }));
   inv(() => parseSubProcessStreamRequest({ processId: 5, channelType: 3 as LogChannelType }));

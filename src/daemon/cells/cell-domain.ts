@@ -1,49 +1,71 @@
 /**
- * The cells domain: the tree of cells (cgroups) and the executables running in them.
+ * The cells domain: the tree of cells (cgroups, optionally namespaces) and the executables
+ * running in them.
  *
- * Lifecycle of a cell:  allocated --Free--> freeing --(children freed, executables stopped,
- * cgroups removed)--> gone. Start and Allocate of a child are refused while it is freeing; a
- * second Free joins the first.
+ * Lifecycle of a cell:  allocating --(cgroups made, namespace holder ready)--> allocated
+ * --Free--> freeing --(children freed, executables stopped, holder stopped, cgroups removed)-->
+ * gone. Start and Allocate of a child wait while it is allocating and are refused while it is
+ * freeing; a second Free joins the first.
  *
- * Lifecycle of an executable: see executable.ts. Each runs in its own leaf of the tracker
- * hierarchy, so Stop reaches everything it started (setsid and double forks included).
+ * Lifecycle of an executable: see executable.ts. Each runs through its own aurae-shim in its
+ * own leaf of the tracker hierarchy, so Stop reaches everything it started (setsid and double
+ * forks included).
+ *
+ * Isolated cells (isolate_process, isolate_network) get a namespace holder, started like an
+ * executable named ".holder" (platform/namespaces/holder.ts); every executable of the cell and
+ * of its nested cells enters the nearest holder's namespaces before exec. A nested cell that
+ * asks for isolation itself gets its own holder, made inside its ancestor's namespaces.
  *
  * Executables started without a cell run in the daemon's executables cell `_executables`,
  * allocated on first use with no limits of its own (it still sits under the daemon's parent
  * cgroup). List shows it last, and only while it holds executables.
  *
+ * Everything the domain owns is recorded in the state store (store.ts) as it is made, so a
+ * restarted daemon re-adopts it (adopt.ts).
+ *
  * All cgroupfs work is synchronous (it is cheaper than a thread-pool round trip), so every
  * check-then-act sequence below runs without interleaving; only waiting for processes yields.
  */
 import path from "node:path";
-import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, unavailable, unimplemented } from "../errors.js";
+import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.js";
 import type { Logger } from "../logger.js";
-import type { ExecutableDirectory, ObservedExecutable, OutputSinkFactory } from "../observe/ports.js";
+import type { ExecutableDirectory } from "../observe/ports.js";
 import type { CgroupDriver } from "../../platform/cgroups/driver.js";
-import { spawnGated, type GatedProcess } from "../../platform/process/gated-spawn.js";
-import { executableEnvironment, lookupUid } from "../../platform/process/environment.js";
+import type { ChannelFileOptions } from "../../platform/output/channel-file.js";
+import { HOLDER_READY_LINE, holderArgv, holderInitPid, namespaceTypes, type Isolation } from "../../platform/namespaces/holder.js";
+import { executableEnvironment, EXECUTABLE_PATH, lookupUid } from "../../platform/process/environment.js";
+import { bootId, identify, isAlive } from "../../platform/process/identity.js";
 import { readProcessIds } from "../../platform/process/proc-status.js";
+import { spawnThroughShim, ShimStartError, type NamespaceType } from "../../platform/process/shim.js";
 import type { Reaper } from "../../platform/reaper.js";
 import { ancestorNames, cellNameProblem, checkExecutableName, parentName } from "./names.js";
 import { toAuraeError } from "./errors.js";
-import { DISCARD, Executable, type ExitStatus } from "./executable.js";
+import { Executable, type ExitStatus } from "./executable.js";
+import type { StateStore, StoredCell, StoredExecutable } from "./store.js";
 import type { CellSpec, CellView, StartResult, StartSpec } from "./spec.js";
-import type { ChildProcess } from "node:child_process";
 
 /** The cell of executables started without a cell name. */
 export const EXECUTABLES_CELL = "_executables";
+/** The internal executable holding an isolated cell's namespaces (user names cannot start with "."). */
+export const HOLDER_NAME = ".holder";
 
 /** How long SIGKILLed processes may take to disappear before Stop reports a failure. */
 const KILL_TIMEOUT_MS = 10_000;
+/** How long a namespace holder may take to say it is ready. */
+const HOLDER_READY_TIMEOUT_MS = 10_000;
+/** How long Stop waits for a shim to finish after its leaf emptied (it exits right after). */
+const SHIM_EXIT_TIMEOUT_MS = 5_000;
 
 export interface CellDomainOptions {
   driver: CgroupDriver;
-  outputs: OutputSinkFactory;
+  store: StateStore;
   /** grace period between SIGTERM and SIGKILL */
   stopGraceMs: number;
   /** swept after each Stop so that orphans are reaped promptly */
   reaper?: Reaper;
   logger?: Logger;
+  /** retention and line limits of executables' output */
+  output?: ChannelFileOptions;
 }
 
 export interface AllocateResult {
@@ -62,11 +84,6 @@ export interface SpawnInCellOptions {
   /** default: the daemon's own */
   uid?: number;
   gid?: number;
-  /**
-   * "sinks" (default): stdout/stderr go to the observe sinks like an executable's;
-   * "pipe": the caller reads child.stdout/child.stderr itself; "ignore": /dev/null.
-   */
-  output?: "sinks" | "pipe" | "ignore";
   /** shown in List's executables */
   description?: string;
 }
@@ -77,14 +94,16 @@ export interface CellProcess {
   name: string;
   pid: number;
   hostPid: number;
-  child: ChildProcess;
-  /** the main process's exit status (after it has been reaped) */
+  /** the main process's exit status */
   exited: Promise<ExitStatus>;
+  /** The last `maxBytes` of its stderr (for error messages). */
+  stderrTail(maxBytes?: number): string;
   /** SIGTERM to everything it started, the grace period, SIGKILL; resolves when nothing remains */
   stop(): Promise<void>;
 }
 
-interface CellRecord {
+/** @internal shared with adopt.ts */
+export interface CellRecord {
   name: string;
   spec: CellSpec;
   internal: boolean;
@@ -95,27 +114,60 @@ interface CellRecord {
   starting: Set<string>;
   pending: Set<Promise<unknown>>;
   processLeaf: boolean;
+  /** settles when Allocate has finished (the holder of an isolated cell is ready) */
+  ready: Promise<void>;
   freeing: Promise<void> | undefined;
+  /** isolated cells: the process holding the namespaces, and its init's host pid */
+  holder?: Executable;
+  nsInit?: number;
+}
+
+interface LaunchParams {
+  name: string;
+  command: string;
+  description: string;
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  uid: number;
+  gid: number;
+  internal: boolean;
+  /** the namespaces to enter (default: the cell's) */
+  namespaces?: { pid: number; types: NamespaceType[] } | null;
 }
 
 const byName = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
+/** The isolation a cell's executables live in: its own flags or any ancestor's. */
+export function effectiveIsolation(cell: CellRecord | undefined): Isolation {
+  const iso: Isolation = { process: false, network: false };
+  for (let c = cell; c; c = c.parent) {
+    iso.process ||= c.spec.isolateProcess;
+    iso.network ||= c.spec.isolateNetwork;
+  }
+  return iso;
+}
+
+const isIsolated = (spec: CellSpec) => spec.isolateProcess || spec.isolateNetwork;
+
 export class CellDomain implements ExecutableDirectory {
-  private readonly driver: CgroupDriver;
-  private readonly outputs: OutputSinkFactory;
+  /** @internal */ readonly driver: CgroupDriver;
+  /** @internal */ readonly store: StateStore;
+  /** @internal */ readonly logger: Logger | undefined;
+  /** @internal */ readonly cells = new Map<string, CellRecord>();
+  /** @internal */ readonly output: ChannelFileOptions | undefined;
   private readonly stopGraceMs: number;
   private readonly reaper: Reaper | undefined;
-  private readonly logger: Logger | undefined;
-  private readonly cells = new Map<string, CellRecord>();
   private closed = false;
   private spawnCounter = 0;
 
   constructor(opts: CellDomainOptions) {
     this.driver = opts.driver;
-    this.outputs = opts.outputs;
+    this.store = opts.store;
     this.stopGraceMs = opts.stopGraceMs;
     this.reaper = opts.reaper;
     this.logger = opts.logger;
+    this.output = opts.output;
   }
 
   get cgroupV2(): boolean {
@@ -123,10 +175,11 @@ export class CellDomain implements ExecutableDirectory {
   }
 
   /**
-   * Creates a cell. `internal` cells (for the daemon's own use) may have labels starting with
+   * Creates a cell: its cgroups with their limits, and for an isolated cell its namespaces.
+   * All or nothing. `internal` cells (for the daemon's own use) may have labels starting with
    * "_" and are hidden from List. Throws AuraeError.
    */
-  allocate(spec: CellSpec, opts: { internal?: boolean } = {}): AllocateResult {
+  async allocate(spec: CellSpec, opts: { internal?: boolean } = {}): Promise<AllocateResult> {
     const name = spec.name;
     const action = `allocate cell '${name}'`;
     this.checkOpen(action);
@@ -141,15 +194,15 @@ export class CellDomain implements ExecutableDirectory {
       if (!anc) throw notFound(`${action}: ancestor cell '${a}' not found`);
       if (anc.freeing) throw failedPrecondition(`${action}: ancestor cell '${a}' is being freed`);
     }
-    if (spec.isolateProcess) throw unimplemented(`${action}: cell.isolate_process is not implemented yet`);
-    if (spec.isolateNetwork) throw unimplemented(`${action}: cell.isolate_network is not implemented yet`);
     const parent = this.cells.get(parentName(name));
+    if (parent) await this.waitReady(parent, action);
     try {
       this.driver.checkLimits(spec.limits, parent?.name ?? "");
       this.driver.createCell(name, spec.limits);
     } catch (err) {
       throw toAuraeError(action, err);
     }
+    let done!: () => void;
     const record: CellRecord = {
       name,
       spec,
@@ -160,14 +213,24 @@ export class CellDomain implements ExecutableDirectory {
       starting: new Set(),
       pending: new Set(),
       processLeaf: false,
+      ready: new Promise<void>((r) => (done = r)),
       freeing: undefined,
     };
     this.cells.set(name, record);
     parent?.children.set(name, record);
+    try {
+      this.store.saveCell(storedCell(record));
+      if (isIsolated(spec)) await this.startHolder(record, action);
+    } catch (err) {
+      await this.undoAllocate(record);
+      done();
+      throw toAuraeError(action, err);
+    }
+    done();
     return { cellName: name, cgroupV2: this.driver.cgroupV2 };
   }
 
-  /** Frees a cell: its children first, then its executables, then every cgroup directory. */
+  /** Frees a cell: its children first, then its executables and holder, then every cgroup directory. */
   free(name: string): Promise<void> {
     const cell = this.cells.get(name);
     if (!cell) return Promise.reject(notFound(`free cell '${name}': not found`));
@@ -179,7 +242,7 @@ export class CellDomain implements ExecutableDirectory {
     const where = spec.cellName === undefined ? "" : ` in cell '${spec.cellName}'`;
     const action = `start executable '${spec.name}'${where}`;
     this.checkOpen(action);
-    const cell = spec.cellName === undefined ? this.executablesCell(action) : this.cells.get(spec.cellName);
+    const cell = spec.cellName === undefined ? await this.executablesCell(action) : this.cells.get(spec.cellName);
     if (!cell) throw notFound(`${action}: cell not found`);
     const uid = spec.uid ?? process.getuid?.() ?? 0;
     const gid = spec.gid ?? (spec.uid !== undefined ? lookupUid(spec.uid)?.gid ?? spec.uid : process.getgid?.() ?? 0);
@@ -192,7 +255,7 @@ export class CellDomain implements ExecutableDirectory {
       cwd: "/",
       uid,
       gid,
-      output: "sinks",
+      internal: false,
     });
     return { pid: exe.pid, hostPid: exe.hostPid, uid: exe.uid, gid: exe.gid };
   }
@@ -245,22 +308,37 @@ export class CellDomain implements ExecutableDirectory {
       cwd: opts.cwd ?? "/",
       uid,
       gid,
-      output: opts.output ?? "sinks",
+      internal: false,
     });
     return {
       cellName,
       name,
       pid: exe.pid,
       hostPid: exe.hostPid,
-      child: exe.child,
       exited: exe.exited,
+      stderrTail: (maxBytes) => exe.stderr.tail(maxBytes),
       stop: () => this.stopExecutable(cell, exe),
     };
   }
 
-  /** Stops every executable and frees every cell (children first); removes the daemon's parent cgroup. */
-  async shutdown(): Promise<void> {
+  /**
+   * Graceful shutdown. By default stops every executable and frees every cell (children
+   * first) and removes the daemon's parent cgroup. With `keepWorkloads` it only lets go:
+   * every process keeps running, every cgroup and record stays, for the next daemon to adopt.
+   */
+  async shutdown(opts: { keepWorkloads?: boolean } = {}): Promise<void> {
     this.closed = true;
+    if (opts.keepWorkloads) {
+      for (const c of this.cells.values()) {
+        for (const e of c.executables.values()) e.release();
+        c.holder?.release();
+      }
+      this.logger?.info("cells: left running for the next daemon", {
+        cells: this.cells.size,
+        executables: [...this.cells.values()].reduce((n, c) => n + c.executables.size, 0),
+      });
+      return;
+    }
     const top = [...this.cells.values()].filter((c) => !c.parent);
     const results = await Promise.allSettled(top.map((c) => this.freeCell(c)));
     for (const r of results) {
@@ -275,7 +353,7 @@ export class CellDomain implements ExecutableDirectory {
 
   // --- ExecutableDirectory -------------------------------------------------------------
 
-  findByPid(pid: number, cellName?: string): ObservedExecutable | undefined {
+  findByPid(pid: number, cellName?: string): Executable | undefined {
     const found: Executable[] = [];
     const cells = cellName === undefined ? [...this.cells.values()] : [this.cells.get(cellName)].filter((c): c is CellRecord => !!c);
     for (const c of cells) for (const e of c.executables.values()) if (e.pid === pid) found.push(e);
@@ -292,41 +370,69 @@ export class CellDomain implements ExecutableDirectory {
   describeHostPid(hostPid: number): { cellName: string; reportedPid: number } | undefined {
     const where = this.driver.cellOfPid(hostPid);
     if (!where || !this.cells.has(where.cellPath)) return undefined;
-    return { cellName: where.cellPath, reportedPid: hostPid };
+    const exe = where.executable ? this.cells.get(where.cellPath)!.executables.get(where.executable) : undefined;
+    return { cellName: where.cellPath, reportedPid: exe && exe.hostPid === hostPid ? exe.pid : hostPid };
   }
 
-  // --- internals -----------------------------------------------------------------------
+  // --- internals (some shared with adopt.ts) --------------------------------------------
 
   private checkOpen(action: string): void {
     if (this.closed) throw unavailable(`${action}: the daemon is shutting down`);
   }
 
-  private executablesCell(action: string): CellRecord {
+  private async waitReady(cell: CellRecord, action: string): Promise<void> {
+    await cell.ready;
+    if (!this.cells.has(cell.name)) throw notFound(`${action}: cell '${cell.name}' not found`);
+  }
+
+  private async executablesCell(action: string): Promise<CellRecord> {
     const existing = this.cells.get(EXECUTABLES_CELL);
     if (existing) return existing;
     try {
-      this.allocate({ name: EXECUTABLES_CELL, limits: {}, isolateProcess: false, isolateNetwork: false }, { internal: true });
+      await this.allocate({ name: EXECUTABLES_CELL, limits: {}, isolateProcess: false, isolateNetwork: false }, { internal: true });
     } catch (err) {
-      throw toAuraeError(`${action}: allocating the executables cell`, err);
+      if (!this.cells.has(EXECUTABLES_CELL)) throw toAuraeError(`${action}: allocating the executables cell`, err);
     }
     return this.cells.get(EXECUTABLES_CELL)!;
   }
 
-  private async launch(
-    cell: CellRecord,
-    action: string,
-    p: {
-      name: string;
-      command: string;
-      description: string;
-      argv: string[];
-      env: Record<string, string>;
-      cwd: string;
-      uid: number;
-      gid: number;
-      output: "sinks" | "pipe" | "ignore";
-    },
-  ): Promise<Executable> {
+  /** @internal The namespaces executables of `cell` enter: those of the nearest holder at or above it. */
+  namespacesOf(cell: CellRecord): { pid: number; types: NamespaceType[] } | undefined {
+    for (let c: CellRecord | undefined = cell; c; c = c.parent) {
+      if (c.holder && c.nsInit) return { pid: c.nsInit, types: namespaceTypes(effectiveIsolation(c)) };
+    }
+    return undefined;
+  }
+
+  /** @internal Starts an isolated cell's namespace holder (inside its ancestors' namespaces) and waits until it is ready. */
+  async startHolder(cell: CellRecord, action: string): Promise<void> {
+    const leaf = cell.name.slice(cell.name.lastIndexOf("/") + 1);
+    const iso: Isolation = { process: cell.spec.isolateProcess, network: cell.spec.isolateNetwork };
+    const exe = await this.launch(cell, `${action}: starting its namespace holder`, {
+      name: HOLDER_NAME,
+      command: "",
+      description: "namespace holder",
+      argv: holderArgv(leaf, iso),
+      env: { PATH: EXECUTABLE_PATH },
+      cwd: "/",
+      uid: 0,
+      gid: 0,
+      internal: true,
+      namespaces: cell.parent ? this.namespacesOf(cell.parent) ?? null : null,
+    });
+    cell.holder = exe;
+    const ready = await waitForLine(exe, HOLDER_READY_LINE, HOLDER_READY_TIMEOUT_MS);
+    const init = ready ? holderInitPid(exe.hostPid, iso) : undefined;
+    if (!init) {
+      const why = exe.stderr.tail(1024).trim() || (ready ? "its init process is missing" : `not ready within ${HOLDER_READY_TIMEOUT_MS} ms`);
+      throw failedPrecondition(`${action}: the namespace holder failed: ${why}`);
+    }
+    cell.nsInit = init;
+  }
+
+  private async launch(cell: CellRecord, action: string, p: LaunchParams): Promise<Executable> {
+    if (cell.freeing) throw failedPrecondition(`${action}: the cell is being freed`);
+    if (!p.internal) await this.waitReady(cell, action);
     if (cell.freeing) throw failedPrecondition(`${action}: the cell is being freed`);
     if (cell.executables.has(p.name) || cell.starting.has(p.name)) throw alreadyExists(`${action}: an executable with this name exists in the cell`);
     cell.starting.add(p.name);
@@ -340,67 +446,86 @@ export class CellDomain implements ExecutableDirectory {
     }
   }
 
-  private async launchReserved(
-    cell: CellRecord,
-    action: string,
-    p: Parameters<CellDomain["launch"]>[2],
-  ): Promise<Executable> {
+  private async launchReserved(cell: CellRecord, action: string, p: LaunchParams): Promise<Executable> {
+    let dir: string;
     try {
       if (!cell.processLeaf) {
         this.driver.ensureProcessLeaf(cell.name);
         cell.processLeaf = true;
       }
       this.driver.createExecutableLeaf(cell.name, p.name);
+      dir = this.store.createExecutableDir(cell.name, p.name);
     } catch (err) {
       throw toAuraeError(action, err);
     }
-    let gated: GatedProcess;
+    const namespaces = p.namespaces === undefined ? this.namespacesOf(cell) : p.namespaces ?? undefined;
+    let started: Awaited<ReturnType<typeof spawnThroughShim>>;
     try {
-      gated = await spawnGated({
+      started = await spawnThroughShim({
         argv: p.argv,
         env: p.env,
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
-        stdout: p.output === "ignore" ? "ignore" : "pipe",
-        stderr: p.output === "ignore" ? "ignore" : "pipe",
+        join: this.driver.joinFiles(cell.name, p.name),
+        namespaces,
+        stdoutPath: path.join(dir, "stdout"),
+        stderrPath: path.join(dir, "stderr"),
+        exitPath: path.join(dir, "exit"),
       });
     } catch (err) {
-      this.driver.removeExecutableLeaf(cell.name, p.name);
+      this.store.removeExecutable(dir);
+      try { this.driver.removeExecutableLeaf(cell.name, p.name); } catch { /* a failed entry leaves nothing running */ }
+      if (err instanceof ShimStartError) throw failedPrecondition(`${action}: entering the cell failed at ${err.message}`);
       throw toAuraeError(action, err);
     }
+    // The real ids as the kernel reports them (the program may have exited already).
+    const ids = readProcessIds(started.pid);
+    const record: StoredExecutable = {
+      format: 1,
+      cellName: cell.name,
+      name: p.name,
+      command: p.command,
+      description: p.description,
+      argv: p.argv,
+      uid: ids?.uid ?? p.uid,
+      gid: ids?.gid ?? p.gid,
+      pid: started.nsPid,
+      process: identify(started.pid) ?? { pid: started.pid, startTime: 0 },
+      shim: identify(started.shimPid) ?? { pid: started.shimPid, startTime: 0 },
+      bootId: bootId(),
+      startedAt: Date.now(),
+      internal: p.internal,
+    };
+    const exe = this.executableFromRecord(record, dir, started.shim);
     try {
-      this.driver.joinExecutable(gated.pid, cell.name, p.name);
+      this.store.saveExecutable(dir, record);
     } catch (err) {
-      gated.abort();
-      gated.child.kill("SIGKILL");
-      await new Promise((r) => gated.child.once("exit", r));
-      try { this.driver.removeExecutableLeaf(cell.name, p.name); } catch { /* reported below */ }
-      throw toAuraeError(action, err);
+      this.logger?.error(`Failed to record executable '${p.name}' in cell '${cell.name}': ${(err as Error).message}; a restarted daemon will not adopt it`);
     }
-    // libuv fails the spawn when setgid/setuid fail; these are the ids the kernel reports.
-    const ids = readProcessIds(gated.pid);
-    const owner = { cellName: cell.name, executableName: p.name };
-    const sinks = p.output === "sinks";
-    const exe = new Executable(
-      {
-        cellName: cell.name,
-        name: p.name,
-        command: p.command,
-        description: p.description,
-        child: gated.child,
-        hostPid: gated.pid,
-        pid: gated.pid,
-        uid: ids?.uid ?? p.uid,
-        gid: ids?.gid ?? p.gid,
-        stdout: sinks ? this.outputs("stdout", owner) : DISCARD,
-        stderr: sinks ? this.outputs("stderr", owner) : DISCARD,
-      },
-      { pumpOutput: sinks },
-    );
-    cell.executables.set(p.name, exe);
-    gated.release();
+    if (!p.internal) cell.executables.set(p.name, exe);
     return exe;
+  }
+
+  /** @internal */
+  executableFromRecord(rec: StoredExecutable, dir: string, shimChild?: import("node:child_process").ChildProcess): Executable {
+    return new Executable({
+      cellName: rec.cellName,
+      name: rec.name,
+      command: rec.command,
+      description: rec.description,
+      uid: rec.uid,
+      gid: rec.gid,
+      pid: rec.pid,
+      process: rec.process,
+      shim: rec.shim,
+      shimChild,
+      dir,
+      leafDir: this.driver.executableDir(rec.cellName, rec.name),
+      tracker: this.driver.tracker,
+      internal: rec.internal,
+      output: this.output,
+    });
   }
 
   private stopExecutable(cell: CellRecord, exe: Executable): Promise<void> {
@@ -408,7 +533,11 @@ export class CellDomain implements ExecutableDirectory {
       const action = `stop executable '${exe.executableName}' in cell '${cell.name}'`;
       exe.stopping = this.terminate(cell, exe).then(
         () => {
-          cell.executables.delete(exe.executableName);
+          if (cell.executables.get(exe.executableName) === exe) cell.executables.delete(exe.executableName);
+          if (cell.holder === exe) {
+            cell.holder = undefined;
+            cell.nsInit = undefined;
+          }
         },
         (err: unknown) => {
           exe.stopping = undefined;
@@ -419,7 +548,7 @@ export class CellDomain implements ExecutableDirectory {
     return exe.stopping;
   }
 
-  /** SIGTERM to the executable's whole leaf, the grace period, SIGKILL; then removes the leaf. */
+  /** SIGTERM to the executable's whole leaf, the grace period, SIGKILL; then removes the leaf and its files. */
   private async terminate(cell: CellRecord, exe: Executable): Promise<void> {
     const dir = this.driver.executableDir(cell.name, exe.executableName);
     const tracker = this.driver.tracker;
@@ -432,18 +561,21 @@ export class CellDomain implements ExecutableDirectory {
         empty = await tracker.waitEmpty(dir, KILL_TIMEOUT_MS);
         if (!empty) throw internal(`processes ${tracker.procs(dir).join(", ")} survived SIGKILL`);
       }
-      // The main process can only be outside its leaf if it moved itself (as root).
+      // The program can only be outside its leaf if it moved itself (as root); it is signalled
+      // only while it is still the process we started (never a pid reused by another).
       if (exe.state === "running") {
         const left = Math.max(0, deadline - Date.now());
-        const timer = new Promise((r) => setTimeout(r, left).unref());
-        await Promise.race([exe.exited, timer]);
-        if (exe.state === "running") {
+        await Promise.race([exe.exited, delay(left)]);
+        if (exe.programAlive) {
           try { process.kill(exe.hostPid, "SIGKILL"); } catch { /* gone meanwhile */ }
         }
       }
     }
-    await exe.exited;
+    const gone = await Promise.race([exe.gone.then(() => true), delay(SHIM_EXIT_TIMEOUT_MS).then(() => false)]);
+    if (!gone) this.logger?.warn(`executable '${exe.executableName}' in cell '${cell.name}': its shim did not finish after the program ended, ignoring`);
+    exe.release();
     this.driver.removeExecutableLeaf(cell.name, exe.executableName);
+    this.store.removeExecutable(exe.dir);
     this.reaper?.sweep();
   }
 
@@ -451,6 +583,7 @@ export class CellDomain implements ExecutableDirectory {
     if (!cell.freeing) {
       const action = `free cell '${cell.name}'`;
       cell.freeing = (async () => {
+        await cell.ready;
         await Promise.allSettled([...cell.pending]);
         const results = await Promise.allSettled([
           ...[...cell.children.values()].map((c) => this.freeCell(c)),
@@ -458,11 +591,13 @@ export class CellDomain implements ExecutableDirectory {
         ]);
         const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
         if (failed) throw failed.reason;
+        if (cell.holder) await this.stopExecutable(cell, cell.holder);
         try {
           this.driver.removeCell(cell.name, { processLeaf: cell.processLeaf });
         } catch (err) {
           throw toAuraeError(action, err);
         }
+        this.store.removeCell(cell.name);
         this.cells.delete(cell.name);
         cell.parent?.children.delete(cell.name);
       })();
@@ -471,5 +606,60 @@ export class CellDomain implements ExecutableDirectory {
       });
     }
     return cell.freeing;
+  }
+
+  /** Undoes a failed Allocate: the holder if it started, the cgroups, the record. */
+  private async undoAllocate(cell: CellRecord): Promise<void> {
+    try {
+      if (cell.holder) await this.stopExecutable(cell, cell.holder);
+      this.driver.removeCell(cell.name, { processLeaf: cell.processLeaf });
+    } catch (err) {
+      this.logger?.error(`Failed to undo allocating cell '${cell.name}': ${(err as Error).message}`);
+    }
+    this.store.removeCell(cell.name);
+    this.cells.delete(cell.name);
+    cell.parent?.children.delete(cell.name);
+  }
+}
+
+/** The stored form of a cell record. */
+export function storedCell(c: CellRecord): StoredCell {
+  return {
+    format: 1,
+    name: c.name,
+    limits: c.spec.limits,
+    isolateProcess: c.spec.isolateProcess,
+    isolateNetwork: c.spec.isolateNetwork,
+    internal: c.internal,
+    allocatedAt: Date.now(),
+  };
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** Resolves true once `line` appears on the executable's stdout, false when it exits first or after `timeoutMs`. */
+async function waitForLine(exe: Executable, line: string, timeoutMs: number): Promise<boolean> {
+  const reader = exe.openReader("stdout");
+  const deadline = Date.now() + timeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const lines = reader.take(16);
+      if (lines === null) return false;
+      if (lines.some((l) => l.line === line)) return true;
+      if (lines.length > 0) continue;
+      if (exe.state === "exited" && !isAlive(exe.identity)) {
+        // it may have written the line just before exiting: one last look
+        const rest = reader.take(16);
+        return !!rest && rest.some((l) => l.line === line);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await Promise.race([reader.wait(), exe.exited, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.close();
   }
 }

@@ -1,89 +1,135 @@
 /**
- * One running (or exited) process started in a cell, with its output sinks and exit status.
+ * One process started in a cell through aurae-shim, running or ended, with its output.
  *
- * States: "running" from Start until the main process exits, then "exited" (keeping its name,
- * exit code or signal) until Stop releases the name. Stop may be called in either state; a
- * second Stop while one runs joins it.
+ * States: "running" from Start until the program exits, then "exited" (keeping its name and
+ * exit status) until Stop releases it. The exit status comes from the shim's exit file; it is
+ * unknown only when the shim itself was killed before the program ended (then the executable
+ * is "exited" with neither an exit code nor a signal).
+ *
+ * Its output channels end once nothing of it can write any more: when its shim exits (the
+ * shim stays until every descendant of the program is gone), or, for an executable adopted
+ * from an earlier daemon (the shim is not our child), when its tracker leaf is empty.
+ *
+ * One watch on the executable's directory tells about new output (stdout, stderr) and the
+ * exit file.
  */
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import type { Readable } from "node:stream";
-import type { ObservedExecutable, OutputSink } from "../observe/ports.js";
+import { ChannelFile, type ChannelFileOptions, type OutputReader } from "../../platform/output/channel-file.js";
+import { isAlive, type ProcessIdentity } from "../../platform/process/identity.js";
+import { readExitFile } from "../../platform/process/shim.js";
+import type { ProcessTracker } from "../../platform/cgroups/tracker.js";
+import type { ObservedExecutable } from "../observe/ports.js";
 import type { ExecutableState, ExecutableView } from "./spec.js";
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** true when the status could not be learned (the shim died first) */
+  unknown?: boolean;
+}
 
 export interface ExecutableInit {
   cellName: string;
   name: string;
   command: string;
   description: string;
-  child: ChildProcess;
-  hostPid: number;
-  /** the pid Start reports (a namespace pid once cells have pid namespaces) */
-  pid: number;
   uid: number;
   gid: number;
-  stdout: OutputSink;
-  stderr: OutputSink;
+  /** the pid Start reports (in the cell's pid namespace) */
+  pid: number;
+  /** the program on the host */
+  process: ProcessIdentity;
+  shim: ProcessIdentity;
+  /** the shim when this daemon started it (its exit event is the surest end) */
+  shimChild?: ChildProcess;
+  /** holds stdout, stderr and exit */
+  dir: string;
+  /** the executable's tracker leaf, and the tracker to watch it with (adopted executables) */
+  leafDir: string;
+  tracker: ProcessTracker;
+  /** hidden from List (a cell's namespace holder) */
+  internal: boolean;
+  output?: ChannelFileOptions;
 }
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+/** How long an adopted executable whose leaf emptied waits for its shim's exit file. */
+const EXIT_FILE_GRACE_MS = 2000;
 
-/** An OutputSink that discards (for processes whose output their owner reads itself). */
-export const DISCARD: OutputSink = { write: () => {}, end: () => {} };
-
-function pump(stream: Readable | null, sink: OutputSink): void {
-  if (!stream) {
-    sink.end();
-    return;
-  }
-  stream.on("data", (chunk: Buffer) => sink.write(chunk));
-  stream.once("close", () => sink.end());
-  stream.on("error", () => { /* close follows */ });
-}
+const signalName = (n: number): NodeJS.Signals | null =>
+  (Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined) ?? null;
 
 export class Executable implements ObservedExecutable {
   readonly cellName: string;
   readonly executableName: string;
   readonly command: string;
   readonly description: string;
-  readonly child: ChildProcess;
   readonly pid: number;
   readonly hostPid: number;
   readonly uid: number;
   readonly gid: number;
-  readonly stdout: OutputSink;
-  readonly stderr: OutputSink;
-  /** resolves with the main process's status once it has exited and been reaped */
+  readonly dir: string;
+  readonly identity: ProcessIdentity;
+  readonly shim: ProcessIdentity;
+  readonly internal: boolean;
+  readonly stdout: ChannelFile;
+  readonly stderr: ChannelFile;
+  /** resolves once the program has exited (with its status, or unknown) */
   readonly exited: Promise<ExitStatus>;
-  private status: ExitStatus | undefined;
+  /** resolves once nothing of the executable runs any more and its output is complete */
+  readonly gone: Promise<void>;
   /** set while Stop runs */
   stopping: Promise<void> | undefined;
 
-  constructor(init: ExecutableInit, opts: { pumpOutput: boolean }) {
+  private status: ExitStatus | undefined;
+  private resolveExited!: (s: ExitStatus) => void;
+  private resolveGone!: () => void;
+  private isGone = false;
+  private leafEmpty = false;
+  private watcher: fs.FSWatcher | undefined;
+  private unwatchLeaf: (() => void) | undefined;
+
+  constructor(init: ExecutableInit) {
     this.cellName = init.cellName;
     this.executableName = init.name;
     this.command = init.command;
     this.description = init.description;
-    this.child = init.child;
     this.pid = init.pid;
-    this.hostPid = init.hostPid;
+    this.hostPid = init.process.pid;
     this.uid = init.uid;
     this.gid = init.gid;
-    this.stdout = init.stdout;
-    this.stderr = init.stderr;
-    if (opts.pumpOutput) {
-      pump(init.child.stdout, init.stdout);
-      pump(init.child.stderr, init.stderr);
-    }
-    this.exited = new Promise((resolve) => {
-      init.child.once("exit", (code, signal) => {
-        this.status = { code, signal };
-        resolve(this.status);
+    this.dir = init.dir;
+    this.identity = init.process;
+    this.shim = init.shim;
+    this.internal = init.internal;
+    this.exited = new Promise((r) => (this.resolveExited = r));
+    this.gone = new Promise((r) => (this.resolveGone = r));
+    this.stdout = new ChannelFile(path.join(init.dir, "stdout"), init.output);
+    this.stderr = new ChannelFile(path.join(init.dir, "stderr"), init.output);
+    try {
+      this.watcher = fs.watch(init.dir, (_event, file) => {
+        if (file === "stdout") this.stdout.refresh();
+        else if (file === "stderr") this.stderr.refresh();
+        else if (file === "exit") this.checkExit();
       });
-    });
+      this.watcher.on("error", () => { /* the directory went away: the end is learned elsewhere */ });
+    } catch {
+      // no inotify: readers still read to the end of the file on every take
+    }
+    // what happened before the watch existed
+    this.stdout.refresh();
+    this.stderr.refresh();
+    this.checkExit();
+
+    const child = init.shimChild;
+    if (child) {
+      if (child.exitCode !== null || child.signalCode !== null) this.shimEnded();
+      else child.once("exit", () => this.shimEnded());
+    } else {
+      this.unwatchLeaf = init.tracker.onEmpty(init.leafDir, () => this.leafEmptied());
+    }
   }
 
   get name(): string {
@@ -92,6 +138,19 @@ export class Executable implements ObservedExecutable {
 
   get state(): ExecutableState {
     return this.status ? "exited" : "running";
+  }
+
+  get exitStatus(): ExitStatus | undefined {
+    return this.status;
+  }
+
+  /** true while the recorded program still runs (same pid and start time) */
+  get programAlive(): boolean {
+    return !this.status && isAlive(this.identity);
+  }
+
+  openReader(channel: "stdout" | "stderr"): OutputReader {
+    return (channel === "stdout" ? this.stdout : this.stderr).openReader();
   }
 
   view(): ExecutableView {
@@ -108,5 +167,61 @@ export class Executable implements ObservedExecutable {
     if (this.status?.code !== null && this.status?.code !== undefined) v.exitCode = this.status.code;
     if (this.status?.signal) v.exitSignal = os.constants.signals[this.status.signal];
     return v;
+  }
+
+  /** Stops watching and lets go of the output (readers still draining keep their file open). */
+  release(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.unwatchLeaf?.();
+    this.unwatchLeaf = undefined;
+    this.stdout.release();
+    this.stderr.release();
+  }
+
+  private setStatus(s: ExitStatus): void {
+    if (this.status) return;
+    this.status = s;
+    this.resolveExited(s);
+  }
+
+  private checkExit(): void {
+    if (this.status) return;
+    const rec = readExitFile(path.join(this.dir, "exit"));
+    if (!rec) return;
+    this.setStatus({ code: rec.code, signal: rec.signal === null ? null : signalName(rec.signal) });
+    if (this.leafEmpty) this.markGone();
+  }
+
+  private markGone(): void {
+    if (this.isGone) return;
+    this.isGone = true;
+    this.stdout.end();
+    this.stderr.end();
+    this.unwatchLeaf?.();
+    this.unwatchLeaf = undefined;
+    this.resolveGone();
+  }
+
+  private shimEnded(): void {
+    this.checkExit();
+    this.setStatus({ code: null, signal: null, unknown: true });
+    this.markGone();
+  }
+
+  /** Adopted: the leaf is empty, so nothing writes any more; the shim writes the exit file right after. */
+  private leafEmptied(): void {
+    this.leafEmpty = true;
+    this.checkExit();
+    if (this.status || !isAlive(this.shim)) {
+      this.setStatus({ code: null, signal: null, unknown: true });
+      this.markGone();
+      return;
+    }
+    // the exit file's watch event ends it (checkExit); this only bounds the wait
+    setTimeout(() => {
+      this.setStatus({ code: null, signal: null, unknown: true });
+      this.markGone();
+    }, EXIT_FILE_GRACE_MS).unref();
   }
 }

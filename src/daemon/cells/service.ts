@@ -19,12 +19,14 @@ import {
   type ExecutableStatus,
 } from "../../api/aurae/cells/v0/cells.js";
 import type { DaemonContext, ServiceModule } from "../context.js";
-import type { ExecutableDirectory, OutputSinkFactory } from "../observe/ports.js";
+import type { ExecutableDirectory } from "../observe/ports.js";
 import { unary } from "../server/rpc.js";
 import { CgroupDriver } from "../../platform/cgroups/driver.js";
 import { detectCgroupLayout, type CgroupLayout } from "../../platform/cgroups/layout.js";
 import { startReaper } from "../../platform/reaper.js";
+import { adopt } from "./adopt.js";
 import { CellDomain } from "./cell-domain.js";
+import { StateStore } from "./store.js";
 import type { CellSpec, CellView, ExecutableView } from "./spec.js";
 import { parseAllocateRequest, parseFreeRequest, parseStartRequest, parseStopRequest } from "./validation.js";
 import { unavailable } from "../errors.js";
@@ -35,7 +37,6 @@ export interface CellsModule extends ServiceModule {
 }
 
 export interface CellServiceDeps {
-  outputs: OutputSinkFactory;
   /** default: detected from /proc/self/mountinfo */
   layout?: CgroupLayout;
 }
@@ -73,27 +74,44 @@ function nodeToProto(v: CellView): CellGraphNode {
   return { cell: cellToProto(v.spec), children: v.children.map(nodeToProto), executables: v.executables.map(executableToProto) };
 }
 
-export function createCellService(ctx: DaemonContext, deps: CellServiceDeps): CellsModule {
+/**
+ * Builds the cells service: detects the cgroup layout, prepares the daemon's parent cgroup,
+ * and re-adopts what an earlier daemon left running (adopt.ts).
+ */
+export async function createCellService(ctx: DaemonContext, deps: CellServiceDeps = {}): Promise<CellsModule> {
   let layout: CgroupLayout;
   let driver: CgroupDriver;
   try {
     layout = deps.layout ?? detectCgroupLayout();
     driver = new CgroupDriver({ layout, parent: ctx.cgroupParent });
-    const busy = driver.init();
-    if (busy.length) ctx.logger.warn("cells: cgroups left by an earlier daemon still hold processes, ignoring", { cgroups: busy });
+    driver.init();
   } catch (err) {
     throw unavailable(`cells: cgroups are not usable here: ${(err as Error).message}`);
   }
+  const store = new StateStore(ctx.runtimeDir);
+  const storeProblem = store.open();
   const reaper = startReaper({
     onReap: (r) => ctx.logger.debug("reaped an orphan", { pid: r.pid, code: r.code, signal: r.signal }),
   });
-  const domain = new CellDomain({ driver, outputs: deps.outputs, stopGraceMs: ctx.stopGraceMs, reaper, logger: ctx.logger });
+  const domain = new CellDomain({
+    driver,
+    store,
+    stopGraceMs: ctx.stopGraceMs,
+    reaper,
+    logger: ctx.logger,
+    output: ctx.outputRetentionBytes ? { retainBytes: ctx.outputRetentionBytes } : undefined,
+  });
   const log = ctx.logger;
   ctx.logger.info("cells: cgroups ready", { mode: driver.mode, cgroupV2: driver.cgroupV2, parent: driver.parent });
+  if (storeProblem) {
+    throw unavailable(`cells: the state store ${storeProblem.file} ${storeProblem.reason}; move it away (nothing it records was touched) or run with another --runtime-dir`);
+  }
+  const report = await adopt(domain, store.load(), ctx.logger);
+  if (report.cells || report.leftovers.length || report.problems) ctx.logger.info("cells: re-adopted the earlier daemon's workloads", { ...report, leftovers: report.leftovers.length });
 
   const implementation = {
     allocate: unary<CellServiceAllocateRequest, CellServiceAllocateResponse>(log, "Allocate", async (req) => {
-      const r = domain.allocate(parseAllocateRequest(req));
+      const r = await domain.allocate(parseAllocateRequest(req));
       return { cellName: r.cellName, cgroupV2: r.cgroupV2 };
     }),
     free: unary<CellServiceFreeRequest, CellServiceFreeResponse>(log, "Free", async (req) => {
@@ -120,7 +138,7 @@ export function createCellService(ctx: DaemonContext, deps: CellServiceDeps): Ce
     domain,
     async shutdown() {
       try {
-        await domain.shutdown();
+        await domain.shutdown({ keepWorkloads: ctx.keepWorkloads });
       } finally {
         reaper.stop();
       }

@@ -1,7 +1,9 @@
-import type { OutputLine, OutputSink, OutputSinkFactory } from "./ports.js";
+import type { OutputLine, OutputReader } from "../../platform/output/channel-file.js";
 
 /**
- * Bounded, line-oriented history of one output channel, with any number of readers.
+ * Bounded, line-oriented in-memory history of one stream of lines (the daemon's own log), with
+ * any number of readers. Executables' output does not come here: it is read from its files
+ * (platform/output/channel-file.ts), with the same reader interface.
  *
  * Contract (docs/observe.md):
  * - The writer never blocks and never waits for a reader.
@@ -30,22 +32,9 @@ export interface OutputLogOptions {
   now?: () => number;
 }
 
-export interface OutputReader {
-  /**
-   * Up to `max` lines available now, oldest first. Empty when none is available yet;
-   * null once the log has ended and this reader has taken everything.
-   */
-  take(max?: number): OutputLine[] | null;
-  /** Resolves when `take` would return a line or null (or the reader was closed). */
-  wait(): Promise<void>;
-  /** Lines this reader has lost so far (total). */
-  readonly dropped: number;
-  close(): void;
-}
-
 const NEWLINE = 0x0a;
 
-export class OutputLog implements OutputSink {
+export class OutputLog {
   readonly maxBytes: number;
   readonly maxLineBytes: number;
   private readonly now: () => number;
@@ -293,10 +282,3 @@ class Cursor implements OutputReader {
     }
   }
 }
-
-/**
- * Where the output of every executable goes: one OutputLog per channel. The factory needs
- * nothing from the cells service, so it can be built before it.
- */
-export const createOutputSinkFactory = (opts: OutputLogOptions = {}): OutputSinkFactory =>
-  (_channel, _owner) => new OutputLog(opts);

@@ -1,29 +1,10 @@
 /**
  * The contract between the cells service (which owns executables) and the observe service
- * (which streams their output and signals). Cells implements ExecutableDirectory; observe
- * implements OutputLog (observe/output-log.ts) and cells feeds one per channel.
+ * (which streams their output and signals). Cells implements ExecutableDirectory.
  */
+import type { OutputReader } from "../../platform/output/channel-file.js";
 
-/** One live or finished line as delivered to a reader. */
-export interface OutputLine {
-  /** the line without its newline; bytes that are not UTF-8 are replaced (U+FFFD) */
-  line: string;
-  /** milliseconds since the epoch when the daemon read it */
-  timestamp: number;
-  /** lines this reader missed just before this one (bounded history or a slow reader) */
-  droppedBefore: number;
-}
-
-/**
- * Bounded, line-oriented output of one channel (stdout or stderr) of one executable.
- * The writer side never blocks; readers get history first, then live lines, then an end.
- */
-export interface OutputSink {
-  /** raw bytes as read from the executable's pipe (any chunking) */
-  write(chunk: Buffer): void;
-  /** the executable's side is closed: flush a trailing partial line and end all readers after they drain */
-  end(): void;
-}
+export type { OutputLine, OutputReader } from "../../platform/output/channel-file.js";
 
 export interface ObservedExecutable {
   cellName: string;
@@ -32,8 +13,8 @@ export interface ObservedExecutable {
   pid: number;
   /** the pid on the host */
   hostPid: number;
-  stdout: OutputSink;
-  stderr: OutputSink;
+  /** A reader of one output channel from its oldest retained line; it ends once the executable is gone and drained. */
+  openReader(channel: "stdout" | "stderr"): OutputReader;
 }
 
 export interface ExecutableDirectory {
@@ -51,6 +32,3 @@ export interface ExecutableDirectory {
    */
   describeHostPid(hostPid: number): { cellName: string; reportedPid: number } | undefined;
 }
-
-/** Made by the observe service; cells calls it once per channel of each executable it starts. */
-export type OutputSinkFactory = (channel: "stdout" | "stderr", owner: { cellName: string; executableName: string }) => OutputSink;

@@ -11,13 +11,14 @@ import {
   type ObserveServiceServer,
 } from "../../api/aurae/observe/v0/observe.js";
 import type { DaemonContext, ServiceModule } from "../context.js";
-import { internal, notFound } from "../errors.js";
+import { notFound } from "../errors.js";
 import { serverStream } from "../server/rpc.js";
 import { CgroupIndex } from "../../platform/ebpf/cgroup-index.js";
 import { ownPidNamespaceLevel, SignalTracer } from "../../platform/ebpf/signal-tracer.js";
-import { OutputLog, type OutputReader } from "./output-log.js";
-import type { ExecutableDirectory } from "./ports.js";
+import { OutputLog } from "./output-log.js";
+import type { ExecutableDirectory, OutputReader } from "./ports.js";
 import { SignalHub, type StartSignalSource } from "./signal-hub.js";
+import { encodeLogResponses } from "./log-item-wire.js";
 import { StreamWriter } from "./stream-writer.js";
 import { parseSignalsStreamRequest, parseSubProcessStreamRequest } from "./validation.js";
 
@@ -28,6 +29,18 @@ export const DAEMON_LOG_CHANNEL = "auraed";
 export const DAEMON_LOG_HISTORY_BYTES = 1024 * 1024;
 /** lines taken from a log per batch (bounds what one stream holds outside the log) */
 const BATCH = 256;
+/** the most lines one response carries with the batch extension (about 1 MB of 1 kB lines) */
+export const MAX_LINES_PER_MESSAGE = 1024;
+
+/**
+ * The service definition with the log streams' responses passed through as the Buffers
+ * log-item-wire.ts encodes (everything else as generated).
+ */
+const definition = {
+  ...ObserveServiceService,
+  getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseSerialize: (b: Buffer) => b },
+  getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseSerialize: (b: Buffer) => b },
+};
 
 export interface ObserveDeps {
   directory: ExecutableDirectory;
@@ -72,33 +85,31 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
       }),
   });
 
-  /** Streams a reader's lines as LogItems until it ends, the client leaves or we shut down. */
-  async function pumpLines<Res>(
-    call: ServerWritableStream<unknown, Res>,
-    reader: OutputReader,
-    channel: string,
-    wrap: (item: LogItem) => Res,
-  ): Promise<void> {
+  /**
+   * Streams a reader's lines as LogItem responses (pre-encoded, see log-item-wire.ts) until it
+   * ends, the client leaves or we shut down. `perMessage` > 0 sends that many lines per
+   * response in `items` (our extension); 0 sends one per response in `item` (Aurae's form).
+   */
+  async function pumpLines(call: ServerWritableStream<unknown, unknown>, reader: OutputReader, channel: string, perMessage = 0): Promise<void> {
     // headers now tell the client that its reader is in place
     call.sendMetadata(new Metadata());
-    const w = new StreamWriter(call);
+    const w = new StreamWriter<unknown>(call);
     const stop = () => reader.close();
     active.add(stop);
     w.onClose(stop);
+    const take = perMessage > 0 ? Math.min(perMessage, MAX_LINES_PER_MESSAGE) : BATCH;
     try {
       for (;;) {
-        const batch = reader.take(BATCH);
-        if (batch === null || w.closed) return;
-        if (batch.length === 0) {
+        const lines = reader.take(take);
+        if (lines === null || w.closed) return;
+        if (lines.length === 0) {
           await reader.wait();
           continue;
         }
-        // A batch (at most BATCH messages) goes out whole; a full buffer then waits for 'drain'
-        // before the next batch is taken, so a stream holds at most BATCH messages beyond grpc's mark.
+        // What one take gives goes out whole; a full buffer then waits for 'drain' before the
+        // next take, so a stream holds at most one take beyond grpc's mark.
         let ok = true;
-        for (const l of batch) {
-          ok = w.write(wrap({ channel, line: l.line, timestamp: l.timestamp, droppedBefore: l.droppedBefore }));
-        }
+        for (const msg of encodeLogResponses(channel, lines, perMessage > 0)) ok = w.write(msg);
         if (!ok) {
           await w.ready();
           if (w.closed) return;
@@ -115,7 +126,7 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
       logger,
       "GetAuraeDaemonLogStream",
       async (_req, call) => {
-        await pumpLines(call, daemonLog.openReader(), DAEMON_LOG_CHANNEL, (item) => ({ item }));
+        await pumpLines(call, daemonLog.openReader(), DAEMON_LOG_CHANNEL);
       },
     ),
 
@@ -128,11 +139,7 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
         if (!exe) {
           throw notFound(r.cellName ? `process ${r.pid} in cell '${r.cellName}': not found` : `process ${r.pid}: not found`);
         }
-        const sink = r.channel === "stdout" ? exe.stdout : exe.stderr;
-        if (!(sink instanceof OutputLog)) {
-          throw internal(`${r.channel} of executable '${exe.executableName}' in cell '${exe.cellName}' is not observable`);
-        }
-        await pumpLines(call, sink.openReader(), r.channel, (item) => ({ item }));
+        await pumpLines(call, exe.openReader(r.channel), r.channel, r.maxLinesPerMessage);
       },
     ),
 
@@ -177,7 +184,7 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
 
   return {
     name: OBSERVE_SERVICE_NAME,
-    definition: ObserveServiceService,
+    definition,
     implementation,
     async shutdown() {
       logSub.unsubscribe();

@@ -12,6 +12,8 @@ export interface SubProcessStreamRequest {
   channel: "stdout" | "stderr";
   /** narrows the lookup to one cell (extension field 100) */
   cellName?: string;
+  /** lines per response (extension field 101); 0: one per response in `item` */
+  maxLinesPerMessage: number;
 }
 
 export function parseSubProcessStreamRequest(req: GetSubProcessStreamRequest): SubProcessStreamRequest {
@@ -32,7 +34,7 @@ export function parseSubProcessStreamRequest(req: GetSubProcessStreamRequest): S
     throw invalidArgument(`process_id: must be a positive pid, got ${req.processId}`);
   }
   const cellName = req.cellName === undefined || req.cellName === "" ? undefined : req.cellName;
-  return { pid: req.processId, channel, cellName };
+  return { pid: req.processId, channel, cellName, maxLinesPerMessage: req.maxLinesPerMessage ?? 0 };
 }
 
 /** GetPosixSignalsStream, validated: no cell means every signal on the host. */

@@ -120,11 +120,10 @@ export class CgroupDriver {
   }
 
   /**
-   * Creates the daemon's parent cgroup in every hierarchy and prepares it for cells. Empty
-   * cgroups left below it by an earlier daemon are removed; returns those still in use
-   * (holding processes), which are left alone.
+   * Creates the daemon's parent cgroup in every hierarchy and prepares it for cells. What an
+   * earlier daemon left below it is kept: re-adoption decides (see `subtree`, `removeLeftover`).
    */
-  init(): string[] {
+  init(): void {
     for (const h of this.hierarchies) {
       const segs = this.parent.split("/");
       for (let i = 1; i <= segs.length; i++) {
@@ -148,32 +147,70 @@ export class CgroupDriver {
         this.subtreeEnable = wanted.map((c) => `+${c}`).join(" ");
       }
     }
-    return this.removeEmptyLeftovers();
   }
 
-  /** Removes every empty cgroup below the parent, deepest first; returns the busy ones. */
-  private removeEmptyLeftovers(): string[] {
-    const busy: string[] = [];
+  /**
+   * Every cgroup below the parent, as paths relative to it ("a", "a/_", "a/_/web"), in any
+   * hierarchy, parents before children.
+   */
+  subtree(): string[] {
+    const seen = new Set<string>();
     for (const h of this.hierarchies) {
       const top = this.dir(h, "");
-      const all: string[] = [];
-      const walk = (d: string) => {
-        for (const sub of this.fs.subdirs(d)) {
-          const p = path.join(d, sub);
-          walk(p);
-          all.push(p);
+      const walk = (rel: string) => {
+        for (const sub of this.fs.subdirs(rel ? path.join(top, rel) : top)) {
+          const r = rel ? `${rel}/${sub}` : sub;
+          seen.add(r);
+          walk(r);
         }
       };
-      walk(top);
-      for (const d of all) {
+      if (this.fs.exists(top)) walk("");
+    }
+    return [...seen].sort((a, b) => a.split("/").length - b.split("/").length || (a < b ? -1 : 1));
+  }
+
+  /**
+   * Kills every process in the cgroup `rel` (relative to the parent, with its subtree) in every
+   * hierarchy and removes the directories. Returns the pids it killed.
+   */
+  async removeLeftover(rel: string): Promise<number[]> {
+    const killed = new Set<number>();
+    const dirsOf = (h: Hierarchy) => {
+      const root = path.join(this.dir(h, ""), rel);
+      if (!this.fs.exists(root)) return [];
+      const out = [root];
+      for (let i = 0; i < out.length; i++) for (const d of this.fs.subdirs(out[i]!)) out.push(path.join(out[i]!, d));
+      return out;
+    };
+    const tracked = dirsOf(this.trackerHierarchy);
+    for (const d of tracked) for (const p of this.tracker.procs(d)) killed.add(p);
+    for (const d of tracked.reverse()) {
+      await this.tracker.killAll(d);
+      await this.tracker.waitEmpty(d, 10_000);
+    }
+    for (const h of this.hierarchies) {
+      for (const d of dirsOf(h).reverse()) {
+        for (const p of this.tracker.procs(d)) {
+          killed.add(p);
+          try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+        }
         try {
           this.fs.rmdir(d);
-        } catch {
-          if (this.fs.subdirs(d).length === 0) busy.push(d);
+        } catch (err) {
+          if ((err as CgroupFsError).code !== "ENOENT") throw err;
         }
       }
     }
-    return busy;
+    return [...killed];
+  }
+
+  hasDir(dir: string): boolean {
+    return this.fs.exists(dir);
+  }
+
+  /** true when the cell's cgroup exists in every hierarchy */
+  cellExists(cellPath: string): boolean {
+    return this.hierarchies.every((h) => this.fs.exists(this.dir(h, cellPath)));
   }
 
   /** Removes what init created (the parent cgroup), once it is empty. */
@@ -275,14 +312,16 @@ export class CgroupDriver {
     return d;
   }
 
-  /** Moves `pid` into the cell: its executable's tracker leaf first, then every other hierarchy's "_". */
-  joinExecutable(pid: number, cellPath: string, executable: string): void {
-    const value = String(pid);
-    this.fs.write(path.join(this.executableDir(cellPath, executable), "cgroup.procs"), value);
+  /**
+   * The cgroup.procs files a process writes itself into to join the cell: its executable's
+   * tracker leaf first, then the cell's "_" in every other hierarchy.
+   */
+  joinFiles(cellPath: string, executable: string): string[] {
+    const files = [path.join(this.executableDir(cellPath, executable), "cgroup.procs")];
     for (const h of this.hierarchies) {
-      if (h.tracker) continue;
-      this.fs.write(path.join(this.dir(h, cellPath), PROCESS_LEAF, "cgroup.procs"), value);
+      if (!h.tracker) files.push(path.join(this.dir(h, cellPath), PROCESS_LEAF, "cgroup.procs"));
     }
+    return files;
   }
 
   removeExecutableLeaf(cellPath: string, executable: string): void {

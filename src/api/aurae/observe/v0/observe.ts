@@ -141,7 +141,15 @@ export interface GetSubProcessStreamRequest {
    * Extension: the cell that owns process_id; needed only to tell apart
    * namespace pids of isolated cells.
    */
-  cellName?: string | undefined;
+  cellName?:
+    | string
+    | undefined;
+  /**
+   * Extension: when > 0, each response carries up to this many lines in
+   * `items` (and leaves `item` unset); 0 (Aurae's clients) means one line per
+   * response in `item`.
+   */
+  maxLinesPerMessage?: number | undefined;
 }
 
 export interface LogItem {
@@ -160,7 +168,14 @@ export interface GetAuraeDaemonLogStreamResponse {
 }
 
 export interface GetSubProcessStreamResponse {
-  item: LogItem | undefined;
+  item:
+    | LogItem
+    | undefined;
+  /**
+   * Extension: several lines, oldest first, when the request set
+   * max_lines_per_message.
+   */
+  items: LogItem[];
 }
 
 function createBaseGetPosixSignalsStreamRequest(): GetPosixSignalsStreamRequest {
@@ -554,7 +569,7 @@ export const GetAuraeDaemonLogStreamRequest: MessageFns<GetAuraeDaemonLogStreamR
 };
 
 function createBaseGetSubProcessStreamRequest(): GetSubProcessStreamRequest {
-  return { channelType: 0, processId: 0, cellName: undefined };
+  return { channelType: 0, processId: 0, cellName: undefined, maxLinesPerMessage: undefined };
 }
 
 export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> = {
@@ -567,6 +582,9 @@ export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> 
     }
     if (message.cellName !== undefined) {
       writer.uint32(802).string(message.cellName);
+    }
+    if (message.maxLinesPerMessage !== undefined) {
+      writer.uint32(808).uint32(message.maxLinesPerMessage);
     }
     return writer;
   },
@@ -608,6 +626,14 @@ export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> 
             message.cellName = reader.string();
             continue;
           }
+          case 101: {
+            if (tag !== 808) {
+              break;
+            }
+
+            message.maxLinesPerMessage = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -637,6 +663,11 @@ export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> 
         : isSet(object.cell_name)
         ? globalThis.String(object.cell_name)
         : undefined,
+      maxLinesPerMessage: isSet(object.maxLinesPerMessage)
+        ? globalThis.Number(object.maxLinesPerMessage)
+        : isSet(object.max_lines_per_message)
+        ? globalThis.Number(object.max_lines_per_message)
+        : undefined,
     };
   },
 
@@ -651,6 +682,9 @@ export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> 
     if (message.cellName !== undefined) {
       obj.cellName = message.cellName;
     }
+    if (message.maxLinesPerMessage !== undefined) {
+      obj.maxLinesPerMessage = Math.round(message.maxLinesPerMessage);
+    }
     return obj;
   },
 
@@ -662,6 +696,7 @@ export const GetSubProcessStreamRequest: MessageFns<GetSubProcessStreamRequest> 
     message.channelType = object.channelType ?? 0;
     message.processId = object.processId ?? 0;
     message.cellName = object.cellName ?? undefined;
+    message.maxLinesPerMessage = object.maxLinesPerMessage ?? undefined;
     return message;
   },
 };
@@ -857,13 +892,16 @@ export const GetAuraeDaemonLogStreamResponse: MessageFns<GetAuraeDaemonLogStream
 };
 
 function createBaseGetSubProcessStreamResponse(): GetSubProcessStreamResponse {
-  return { item: undefined };
+  return { item: undefined, items: [] };
 }
 
 export const GetSubProcessStreamResponse: MessageFns<GetSubProcessStreamResponse> = {
   encode(message: GetSubProcessStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.item !== undefined) {
       LogItem.encode(message.item, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.items) {
+      LogItem.encode(v!, writer.uint32(802).fork()).join();
     }
     return writer;
   },
@@ -889,6 +927,14 @@ export const GetSubProcessStreamResponse: MessageFns<GetSubProcessStreamResponse
             message.item = LogItem.decode(reader, reader.uint32());
             continue;
           }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.items.push(LogItem.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -902,13 +948,19 @@ export const GetSubProcessStreamResponse: MessageFns<GetSubProcessStreamResponse
   },
 
   fromJSON(object: any): GetSubProcessStreamResponse {
-    return { item: isSet(object.item) ? LogItem.fromJSON(object.item) : undefined };
+    return {
+      item: isSet(object.item) ? LogItem.fromJSON(object.item) : undefined,
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => LogItem.fromJSON(e)) : [],
+    };
   },
 
   toJSON(message: GetSubProcessStreamResponse): unknown {
     const obj: any = {};
     if (message.item !== undefined) {
       obj.item = LogItem.toJSON(message.item);
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => LogItem.toJSON(e));
     }
     return obj;
   },
@@ -919,6 +971,7 @@ export const GetSubProcessStreamResponse: MessageFns<GetSubProcessStreamResponse
   fromPartial<I extends Exact<DeepPartial<GetSubProcessStreamResponse>, I>>(object: I): GetSubProcessStreamResponse {
     const message = createBaseGetSubProcessStreamResponse();
     message.item = (object.item !== undefined && object.item !== null) ? LogItem.fromPartial(object.item) : undefined;
+    message.items = object.items?.map((e) => LogItem.fromPartial(e)) || [];
     return message;
   },
 };

@@ -1,0 +1,296 @@
+// aurae-shim: the parent of one executable, independent of auraed.
+//
+// auraed starts one shim per executable. The shim forks the program; the child enters the
+// cell (cgroups, then namespaces, then credentials) and only then execs, so the program never
+// runs outside its cell. The shim stays its parent: it records the program's exit status in a
+// file (so a restarted auraed still learns it), reaps every descendant reparented to it (it is
+// a child subreaper), and exits once it has no child left. It outlives auraed: nothing of the
+// program depends on a pipe to the daemon (its stdout and stderr are files opened by auraed).
+//
+// Usage:
+//   aurae-shim [--join FILE]... [--ns PID:TYPES] [--uid N --gid N] [--cwd DIR]
+//              --exit-file FILE -- PROGRAM [ARG]...
+//
+//   --join FILE       a cgroup.procs file the program joins before exec (repeatable)
+//   --ns PID:TYPES    enter namespaces of process PID; TYPES is a comma list of
+//                     pid,mnt,uts,ipc,net
+//   --uid/--gid N     run as N (supplementary groups cleared)
+//   --cwd DIR         working directory, resolved inside the mount namespace (default /)
+//   --exit-file FILE  written atomically (FILE.tmp, then rename) when the program exits:
+//                     "exited <code> <unix-ms>\n" or "signaled <signo> <unix-ms>\n"
+//
+// The program inherits the shim's environment and its fds 0, 1 and 2. fd 3 is the report
+// channel to auraed: the shim writes one line and closes it, "ok <host pid> <pid in its
+// namespace>\n" once the program has exec'd, or "error <stage>: <reason>\n" when entering
+// the cell failed (then the program never ran and the shim exits 1). Every other fd is closed
+// in the program.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REPORT_FD 3
+#define MAX_JOIN 16
+#define MAX_NS 5
+
+struct ns_entry {
+  const char *name;
+  int flag;
+  int fd;
+};
+
+static struct ns_entry ns_all[MAX_NS] = {
+    {"ipc", CLONE_NEWIPC, -1}, {"uts", CLONE_NEWUTS, -1}, {"net", CLONE_NEWNET, -1},
+    {"pid", CLONE_NEWPID, -1}, {"mnt", CLONE_NEWNS, -1},
+};
+
+static const char *joins[MAX_JOIN];
+static int njoin;
+static long ns_pid = -1;
+static long uid = -1, gid = -1;
+static const char *cwd = "/";
+static const char *exit_file;
+
+static void report(const char *fmt, const char *a, const char *b) {
+  char line[512];
+  int n = snprintf(line, sizeof line, fmt, a, b);
+  if (n > 0) (void)!write(REPORT_FD, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+}
+
+static void usage(const char *why) {
+  fprintf(stderr, "aurae-shim: %s\n", why);
+  exit(2);
+}
+
+static long number(const char *s, const char *flag) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < 0) usage(flag);
+  return v;
+}
+
+static int ns_types(const char *list) {
+  char buf[64];
+  if (strlen(list) >= sizeof buf) return -1;
+  strcpy(buf, list);
+  for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int found = 0;
+    for (int i = 0; i < MAX_NS; i++) {
+      if (strcmp(t, ns_all[i].name) == 0) {
+        ns_all[i].fd = -2; // wanted; opened below
+        found = 1;
+      }
+    }
+    if (!found) return -1;
+  }
+  return 0;
+}
+
+// In the child: a failure is sent to the parent through the exec pipe as "<stage>\0<errno>".
+static void child_fail(int pipe_fd, const char *stage) {
+  int e = errno;
+  char buf[128];
+  size_t n = strlen(stage);
+  if (n > sizeof buf - sizeof e - 1) n = sizeof buf - sizeof e - 1;
+  memcpy(buf, stage, n);
+  buf[n] = 0;
+  memcpy(buf + n + 1, &e, sizeof e);
+  (void)!write(pipe_fd, buf, n + 1 + sizeof e);
+  _exit(126);
+}
+
+static void child(int pipe_fd, char **argv) {
+  // First of all, the pid the program has in its (possibly new) pid namespace.
+  int me = (int)getpid();
+  if (write(pipe_fd, &me, sizeof me) != (ssize_t)sizeof me) _exit(126);
+  // Own session: signals for auraed's terminal or process group never reach the program.
+  if (setsid() < 0) child_fail(pipe_fd, "setsid");
+  for (int i = 0; i < njoin; i++) {
+    int fd = open(joins[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0) child_fail(pipe_fd, joins[i]);
+    if (write(fd, "0", 1) != 1) child_fail(pipe_fd, joins[i]);
+    close(fd);
+  }
+  for (int i = 0; i < MAX_NS; i++) {
+    if (ns_all[i].fd < 0 || ns_all[i].flag == CLONE_NEWPID) continue; // pid: entered by the shim
+    if (setns(ns_all[i].fd, ns_all[i].flag) < 0) child_fail(pipe_fd, ns_all[i].name);
+  }
+  if (chdir(cwd) < 0) child_fail(pipe_fd, "chdir");
+  if (gid >= 0) {
+    if (setgroups(0, NULL) < 0) child_fail(pipe_fd, "setgroups");
+    if (setgid((gid_t)gid) < 0) child_fail(pipe_fd, "setgid");
+  }
+  if (uid >= 0 && setuid((uid_t)uid) < 0) child_fail(pipe_fd, "setuid");
+  // The program starts with default signal dispositions and an empty mask.
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  // Only 0, 1 and 2 pass to the program: the exec pipe moves to fd 3 (close-on-exec) in place
+  // of the report channel, and everything above it is closed.
+  if (dup3(pipe_fd, REPORT_FD, O_CLOEXEC) < 0) child_fail(pipe_fd, "dup3");
+  syscall(SYS_close_range, REPORT_FD + 1, ~0U, 0);
+  execvp(argv[0], argv);
+  child_fail(REPORT_FD, "exec");
+}
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_exit(int status) {
+  char tmp[4096], line[96];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", exit_file) >= (int)sizeof tmp) return;
+  int n = WIFSIGNALED(status) ? snprintf(line, sizeof line, "signaled %d %lld\n", WTERMSIG(status), now_ms())
+                              : snprintf(line, sizeof line, "exited %d %lld\n", WEXITSTATUS(status), now_ms());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  int ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+  close(fd);
+  if (ok) rename(tmp, exit_file);
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (i + 1 >= argc) usage("missing value");
+    const char *v = argv[++i];
+    if (strcmp(a, "--join") == 0) {
+      if (njoin == MAX_JOIN) usage("too many --join");
+      joins[njoin++] = v;
+    } else if (strcmp(a, "--ns") == 0) {
+      const char *colon = strchr(v, ':');
+      if (!colon) usage("--ns PID:TYPES");
+      char pid[24];
+      size_t n = (size_t)(colon - v);
+      if (n == 0 || n >= sizeof pid) usage("--ns PID:TYPES");
+      memcpy(pid, v, n);
+      pid[n] = 0;
+      ns_pid = number(pid, "--ns PID:TYPES");
+      if (ns_types(colon + 1) < 0) usage("--ns types are pid,mnt,uts,ipc,net");
+    } else if (strcmp(a, "--uid") == 0) {
+      uid = number(v, "--uid");
+    } else if (strcmp(a, "--gid") == 0) {
+      gid = number(v, "--gid");
+    } else if (strcmp(a, "--cwd") == 0) {
+      cwd = v;
+    } else if (strcmp(a, "--exit-file") == 0) {
+      exit_file = v;
+    } else {
+      usage(a);
+    }
+  }
+  if (i >= argc) usage("no program");
+  if (!exit_file) usage("--exit-file is required");
+  char **prog = argv + i;
+
+  // auraed may be gone when we write to it.
+  signal(SIGPIPE, SIG_IGN);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+    report("error %s: %s\n", "subreaper", strerror(errno));
+    return 1;
+  }
+  // Every namespace file is opened before any is entered (the mount namespace changes /proc).
+  for (int k = 0; k < MAX_NS; k++) {
+    if (ns_all[k].fd != -2) continue;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", ns_pid, ns_all[k].name);
+    ns_all[k].fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns_all[k].fd < 0) {
+      report("error namespace %s: %s\n", path, strerror(errno));
+      return 1;
+    }
+  }
+  // A pid namespace applies to children only: the shim enters it, the program is born in it.
+  for (int k = 0; k < MAX_NS; k++) {
+    if (ns_all[k].fd >= 0 && ns_all[k].flag == CLONE_NEWPID && setns(ns_all[k].fd, CLONE_NEWPID) < 0) {
+      report("error namespace pid: %s%s\n", strerror(errno), "");
+      return 1;
+    }
+  }
+
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0) {
+    report("error %s: %s\n", "pipe", strerror(errno));
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    report("error %s: %s\n", "fork", strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    child(pfd[1], prog);
+  }
+  close(pfd[1]);
+  for (int k = 0; k < MAX_NS; k++) if (ns_all[k].fd >= 0) close(ns_all[k].fd);
+
+  // The exec pipe carries the child's namespace pid, then either nothing (exec closed it) or
+  // "<stage>\0<errno>".
+  int nspid = 0;
+  ssize_t n;
+  do n = read(pfd[0], &nspid, sizeof nspid); while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof nspid) nspid = 0;
+  char buf[160];
+  do n = read(pfd[0], buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
+  close(pfd[0]);
+  if (n > 0) {
+    // The child failed before exec: "<stage>\0<errno>".
+    buf[n] = 0;
+    int e = 0;
+    size_t len = strlen(buf);
+    if ((size_t)n >= len + 1 + sizeof e) memcpy(&e, buf + len + 1, sizeof e);
+    report("error %s: %s\n", buf, strerror(e));
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return 1;
+  }
+  char line[48];
+  int m = snprintf(line, sizeof line, "ok %d %d\n", (int)pid, nspid);
+  (void)!write(REPORT_FD, line, (size_t)m);
+  close(REPORT_FD);
+
+  // The shim's own stdio is not needed any more (the program holds its own copies).
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    close(null);
+  }
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, 0);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break; // ECHILD: nothing of the program is left
+    }
+    if (w == pid) write_exit(st);
+  }
+  return 0;
+}

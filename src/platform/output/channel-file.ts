@@ -1,0 +1,508 @@
+/**
+ * One output channel (stdout or stderr) of one executable: a file the program writes to
+ * directly, and any number of readers reading it line by line at their own pace.
+ *
+ * Contract (docs/observe.md):
+ * - The program never waits for the daemon or a reader: its output is a plain file.
+ * - Retention: the newest `retainBytes` stay readable; once the file holds more than that plus
+ *   a slack (a quarter of it, at least 64 KiB), the oldest part is freed by punching a hole (the file keeps its size, its storage
+ *   shrinks), cut at a line boundary. Lines freed that way are counted.
+ * - A reader starts at the oldest retained line (history) or at the end (live only), reads
+ *   lines oldest first, and learns how many lines it missed (`droppedBefore` on the next line
+ *   it gets) when it fell behind the retained part.
+ * - Lines are split on `\n`. A line longer than `maxLineBytes` is delivered in pieces of at
+ *   most `maxLineBytes` bytes cut on UTF-8 character boundaries; bytes that are not UTF-8
+ *   become U+FFFD.
+ * - Timestamps are when the daemon first saw the file grow past the line's first byte (from
+ *   checkpoints taken at each change; within a burst, the checkpoint just after it).
+ * - After `end()` (nothing of the executable can write any more) each reader gets the rest,
+ *   a trailing partial line as a last line, and then the end.
+ */
+import fs from "node:fs";
+import { punchHole, seekData } from "../libc.js";
+
+export const DEFAULT_RETAIN_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+const READ_CHUNK = 64 * 1024;
+const CHECKPOINTS = 256;
+/** bytes read per step while counting the lines of a part to free */
+const COUNT_CHUNK = 1024 * 1024;
+/** most bytes freed per event-loop turn (the rest follows on the next turns) */
+const PUNCH_STEP = 32 * 1024 * 1024;
+const NEWLINE = 0x0a;
+
+/** One line as delivered to a reader. */
+export interface OutputLine {
+  /** the line without its newline */
+  line: string;
+  /** milliseconds since the epoch */
+  timestamp: number;
+  /** lines this reader missed just before this one */
+  droppedBefore: number;
+}
+
+/** A reader of a line stream (an executable's channel, or the daemon's log). */
+export interface OutputReader {
+  /** Up to `max` lines available now; empty when none yet; null once ended and drained (or closed). */
+  take(max?: number): OutputLine[] | null;
+  /** Resolves when `take` may return something new (or the reader was closed). */
+  wait(): Promise<void>;
+  /** lines this reader has missed so far */
+  readonly dropped: number;
+  close(): void;
+}
+
+export interface ChannelFileOptions {
+  retainBytes?: number;
+  maxLineBytes?: number;
+  now?: () => number;
+}
+
+export class ChannelFile {
+  readonly path: string;
+  readonly retainBytes: number;
+  readonly maxLineBytes: number;
+  private readonly now: () => number;
+  private fd: number;
+  /** size at the last refresh */
+  private size: number;
+  /** the first retained byte (a line start, except after a cut inside one huge line) */
+  private start: number;
+  /** newlines in [0, start) that this daemon counted (0 for what was freed before it adopted the file) */
+  private linesBefore = 0;
+  private freeing = false;
+  private ended = false;
+  private released = false;
+  private readonly readers = new Set<FileReader>();
+  private waiters: (() => void)[] = [];
+  // checkpoints: the file had cpSize[i] bytes at cpTime[i]; sizes increase
+  private cpSize: Float64Array | undefined;
+  private cpTime: Float64Array | undefined;
+  private cpCount = 0;
+
+  /**
+   * Opens an existing output file (created by whoever starts the program). A file with content
+   * already (after a daemon restart) keeps its retained part as history, from its first line start.
+   */
+  constructor(path: string, opts: ChannelFileOptions = {}) {
+    this.path = path;
+    this.retainBytes = opts.retainBytes ?? DEFAULT_RETAIN_BYTES;
+    this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    if (this.maxLineBytes < 4) throw new RangeError("maxLineBytes must be at least 4");
+    this.now = opts.now ?? Date.now;
+    this.fd = fs.openSync(path, fs.constants.O_RDWR);
+    this.size = fs.fstatSync(this.fd).size;
+    this.start = 0;
+    if (this.size > 0) {
+      const data = seekData(this.fd, 0) ?? this.size;
+      this.start = data === 0 ? 0 : this.nextLineStart(data);
+    }
+    this.refresh();
+  }
+
+  /** true once end() was called */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** bytes written so far (including freed ones) */
+  get writtenBytes(): number {
+    return this.size;
+  }
+
+  /** Takes note of new output (call on every change notification): wakes readers, frees the oldest part when over budget. */
+  refresh(): void {
+    if (this.released) return;
+    const size = fs.fstatSync(this.fd).size;
+    if (size <= this.size && this.cpCount > 0) return;
+    this.checkpoint(size, this.now());
+    this.size = size;
+    this.wake();
+    if (size - this.start > this.retainBytes + this.slack() && !this.freeing) this.free();
+  }
+
+  /** Nothing can write any more: readers drain the rest and end. */
+  end(): void {
+    if (this.ended) return;
+    this.refresh();
+    this.ended = true;
+    this.wake();
+  }
+
+  /**
+   * A reader at the oldest retained line (lines freed before it are counted as dropped before
+   * its first line), or with `{ history: false }` at the current end.
+   */
+  openReader(opts: { history?: boolean } = {}): OutputReader {
+    if (this.released) throw new Error(`output file ${this.path} is closed`);
+    const r = new FileReader(this, opts.history === false ? this.size : 0);
+    this.readers.add(r);
+    return r;
+  }
+
+  /** The last `maxBytes` of retained output as text (for error messages). */
+  tail(maxBytes = 4096): string {
+    if (this.released) return "";
+    const size = fs.fstatSync(this.fd).size;
+    const from = Math.max(this.start, size - maxBytes);
+    const buf = Buffer.alloc(size - from);
+    const n = fs.readSync(this.fd, buf, 0, buf.length, from);
+    return buf.toString("utf8", 0, n);
+  }
+
+  /** The owner lets go: the file is closed once the last reader has finished. */
+  release(): void {
+    this.end();
+    this.released = true;
+    if (this.readers.size === 0) this.closeFd();
+  }
+
+  // --- used by readers -------------------------------------------------------------------
+
+  /** @internal */
+  get retainedStart(): number {
+    return this.start;
+  }
+
+  /** @internal */
+  get countedLinesBefore(): number {
+    return this.linesBefore;
+  }
+
+  /** @internal */
+  get ending(): boolean {
+    return this.ended;
+  }
+
+  /** @internal reads at `offset` into `buf`; 0 at the end of what was written */
+  readAt(buf: Buffer, offset: number): number {
+    if (this.fd < 0) return 0;
+    return fs.readSync(this.fd, buf, 0, buf.length, offset);
+  }
+
+  /** @internal newlines in [0, offset) as this daemon counts them (offset >= the retained start) */
+  linesUpTo(offset: number): number {
+    let lines = this.linesBefore;
+    const buf = Buffer.allocUnsafe(COUNT_CHUNK);
+    for (let at = this.start; at < offset; ) {
+      const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, offset - at), at);
+      if (n === 0) break;
+      for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) lines++;
+      at += n;
+    }
+    return lines;
+  }
+
+  /** @internal when the file first held more than `offset` bytes, as far as the daemon saw */
+  timeAt(offset: number): number {
+    const sizes = this.cpSize;
+    if (!sizes) return this.now();
+    let lo = 0;
+    let hi = this.cpCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sizes[mid]! > offset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < this.cpCount ? this.cpTime![lo]! : this.now();
+  }
+
+  /** @internal */
+  addWaiter(w: () => void): void {
+    this.waiters.push(w);
+  }
+
+  /** @internal */
+  readerClosed(r: FileReader): void {
+    this.readers.delete(r);
+    if (this.released && this.readers.size === 0) this.closeFd();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private slack(): number {
+    return Math.max(64 * 1024, this.retainBytes >> 2);
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+  }
+
+  private checkpoint(size: number, time: number): void {
+    if (!this.cpSize) {
+      this.cpSize = new Float64Array(CHECKPOINTS);
+      this.cpTime = new Float64Array(CHECKPOINTS);
+    }
+    if (this.cpCount === CHECKPOINTS) this.thinCheckpoints();
+    this.cpSize[this.cpCount] = size;
+    this.cpTime![this.cpCount] = time;
+    this.cpCount++;
+  }
+
+  /** Drops checkpoints of freed bytes, else every other one of the older half. */
+  private thinCheckpoints(): void {
+    const sizes = this.cpSize!;
+    const times = this.cpTime!;
+    let first = 0;
+    while (first < this.cpCount - 1 && sizes[first]! <= this.start) first++;
+    let w = 0;
+    if (first > 0) {
+      for (let i = first; i < this.cpCount; i++, w++) {
+        sizes[w] = sizes[i]!;
+        times[w] = times[i]!;
+      }
+    } else {
+      const half = this.cpCount >> 1;
+      for (let i = 0; i < this.cpCount; i++) {
+        if (i < half && i % 2 === 0) continue;
+        sizes[w] = sizes[i]!;
+        times[w] = times[i]!;
+        w++;
+      }
+    }
+    this.cpCount = w;
+  }
+
+  /** The first line start at or after `offset` (the end when no newline follows). */
+  private nextLineStart(offset: number): number {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    for (let at = offset; ; ) {
+      const n = fs.readSync(this.fd, buf, 0, buf.length, at);
+      if (n === 0) return at;
+      const nl = buf.subarray(0, n).indexOf(NEWLINE);
+      if (nl >= 0) return at + nl + 1;
+      at += n;
+    }
+  }
+
+  /**
+   * Frees the oldest part down to `retainBytes`, in steps (each counts its lines, then punches),
+   * so a large backlog never blocks the event loop for long.
+   */
+  private free(): void {
+    this.freeing = true;
+    const step = () => {
+      if (this.released || this.fd < 0) return;
+      const target = this.size - this.retainBytes;
+      if (target - this.start <= 0) {
+        this.freeing = false;
+        return;
+      }
+      const until = Math.min(target, this.start + PUNCH_STEP);
+      const buf = Buffer.allocUnsafe(COUNT_CHUNK);
+      let lines = 0;
+      let lastLineStart = -1;
+      for (let at = this.start; at < until; ) {
+        const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, until - at), at);
+        if (n === 0) break;
+        for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) {
+          lines++;
+          lastLineStart = at + i + 1;
+        }
+        at += n;
+      }
+      // cut at the last line boundary; inside one huge line, cut where the budget says
+      const cut = lastLineStart > this.start ? lastLineStart : until;
+      try {
+        punchHole(this.fd, this.start, cut - this.start);
+      } catch {
+        // a filesystem without holes: the file keeps growing, readers are still bounded
+      }
+      this.start = cut;
+      this.linesBefore += lines;
+      // more than one step's worth: continue on the next turn
+      if (until < target) setImmediate(step);
+      else this.freeing = false;
+    };
+    step();
+  }
+
+  private closeFd(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+    this.wake();
+  }
+}
+
+class FileReader implements OutputReader {
+  private offset: number;
+  /** newlines before `offset`, in the file's counting (0 = its first byte ever) */
+  private lineNo = 0;
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private droppedTotal = 0;
+  private pendingDropped = 0;
+  private closed = false;
+  private done = false;
+  private buf: Buffer | undefined;
+  /** resolves a pending wait() (close() resolves it too) */
+  private waiting: (() => void) | undefined;
+
+  constructor(private readonly file: ChannelFile, offset: number) {
+    // From 0 (history), take() counts what was freed before the retained start as dropped.
+    this.offset = offset > 0 ? Math.max(offset, file.retainedStart) : 0;
+    this.lineNo = offset > 0 ? file.linesUpTo(this.offset) : 0;
+  }
+
+  get dropped(): number {
+    return this.droppedTotal;
+  }
+
+  take(max = 1024): OutputLine[] | null {
+    if (this.closed || this.done) return null;
+    const f = this.file;
+    const out: OutputLine[] = [];
+    if (this.offset < f.retainedStart) this.skipFreed();
+    this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
+    const buf = this.buf;
+    while (out.length < max) {
+      const n = f.readAt(buf, this.offset);
+      if (n === 0) break;
+      let start = 0;
+      let consumed = n;
+      for (;;) {
+        const nl = buf.indexOf(NEWLINE, start);
+        if (nl < 0 || nl >= n) break;
+        this.pushLine(out, buf, start, nl, this.offset + start);
+        start = nl + 1;
+        this.lineNo++;
+        if (out.length >= max) {
+          consumed = start;
+          break;
+        }
+      }
+      if (consumed === n && start < n) {
+        this.holdPartial(out, buf, start, n, this.offset + start);
+      }
+      this.offset += consumed;
+      if (n < buf.length && consumed === n) break; // reached the end
+    }
+    if (out.length === 0 && f.ending && f.readAt(buf, this.offset) === 0) {
+      if (this.partialBytes > 0) {
+        this.flushPartial(out, this.offset - this.partialBytes);
+        return out;
+      }
+      this.done = true;
+      this.release();
+      return null;
+    }
+    return out;
+  }
+
+  wait(): Promise<void> {
+    if (this.closed || this.done || this.file.ending) return Promise.resolve();
+    // something may already be there (written after our last read, before this wait)
+    if (this.file.readAt(this.peek(), this.offset) > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+      this.file.addWaiter(() => {
+        if (this.waiting === resolve) this.waiting = undefined;
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.();
+  }
+
+  private peek(): Buffer {
+    this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
+    return this.buf.subarray(0, 1);
+  }
+
+  private release(): void {
+    this.buf = undefined;
+    this.partial = [];
+    this.file.readerClosed(this);
+  }
+
+  /** We fell behind what is retained: count what was freed and continue at the retained start. */
+  private skipFreed(): void {
+    const f = this.file;
+    let lost = Math.max(0, f.countedLinesBefore - this.lineNo);
+    if (this.partialBytes > 0) {
+      // the rest of our partial line was freed: it is lost too
+      this.partial = [];
+      this.partialBytes = 0;
+      if (lost === 0) lost = 1;
+    }
+    this.pendingDropped += lost;
+    this.offset = f.retainedStart;
+    this.lineNo = f.countedLinesBefore;
+  }
+
+  private emit(out: OutputLine[], line: string, offset: number): void {
+    out.push({ line, timestamp: this.file.timeAt(offset), droppedBefore: this.pendingDropped });
+    this.droppedTotal += this.pendingDropped;
+    this.pendingDropped = 0;
+  }
+
+  private pushLine(out: OutputLine[], buf: Buffer, from: number, to: number, offset: number): void {
+    if (this.partialBytes === 0) {
+      this.pushBytes(out, buf.subarray(from, to), offset);
+      return;
+    }
+    const whole = Buffer.concat([...this.partial, buf.subarray(from, to)]);
+    const lineOffset = offset - this.partialBytes;
+    this.partial = [];
+    this.partialBytes = 0;
+    this.pushBytes(out, whole, lineOffset);
+  }
+
+  private holdPartial(out: OutputLine[], buf: Buffer, from: number, to: number, offset: number): void {
+    this.partial.push(Buffer.from(buf.subarray(from, to)));
+    this.partialBytes += to - from;
+    if (this.partialBytes > this.file.maxLineBytes) {
+      const all = Buffer.concat(this.partial);
+      const lineOffset = offset + (to - from) - all.length;
+      const rest = this.pushLong(out, all, lineOffset);
+      this.partial = rest.length > 0 ? [Buffer.from(rest)] : [];
+      this.partialBytes = rest.length;
+    }
+  }
+
+  private flushPartial(out: OutputLine[], offset: number): void {
+    const all = Buffer.concat(this.partial);
+    this.partial = [];
+    this.partialBytes = 0;
+    this.pushBytes(out, all, offset);
+  }
+
+  private pushBytes(out: OutputLine[], bytes: Buffer, offset: number): void {
+    if (bytes.length > this.file.maxLineBytes) {
+      const rest = this.pushLong(out, bytes, offset);
+      this.emit(out, rest.toString("utf8"), offset + bytes.length - rest.length);
+      return;
+    }
+    this.emit(out, bytes.toString("utf8"), offset);
+  }
+
+  /** Emits pieces of at most maxLineBytes (cut on a UTF-8 boundary) while more remain; returns the rest. */
+  private pushLong(out: OutputLine[], buf: Buffer, offset: number): Buffer {
+    const max = this.file.maxLineBytes;
+    let off = 0;
+    while (buf.length - off > max) {
+      let cut = off + max;
+      let back = 0;
+      while (back < 3 && cut > off && (buf[cut]! & 0xc0) === 0x80) {
+        cut--;
+        back++;
+      }
+      if (cut === off) cut = off + max;
+      this.emit(out, buf.toString("utf8", off, cut), offset + off);
+      off = cut;
+    }
+    return buf.subarray(off);
+  }
+}

@@ -1,0 +1,205 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ChannelFile, type OutputLine, type OutputReader } from "../../src/platform/output/channel-file.js";
+
+function tempFile(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-chan-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, "stdout");
+  fs.writeFileSync(f, "");
+  return f;
+}
+
+function drain(r: OutputReader, max = 1000): { lines: OutputLine[]; ended: boolean } {
+  const lines: OutputLine[] = [];
+  for (;;) {
+    const b = r.take(max);
+    if (b === null) return { lines, ended: true };
+    if (b.length === 0) return { lines, ended: false };
+    lines.push(...b);
+  }
+}
+
+const texts = (ls: OutputLine[]) => ls.map((l) => l.line);
+
+test("lines are split on newlines across any write chunking and a partial line waits for its newline", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, "a");
+  fs.appendFileSync(f, "b\nc");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), ["ab"]);
+  fs.appendFileSync(f, "d\n\ne\n");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), ["cd", "", "e"]);
+  c.release();
+});
+
+test("end flushes a trailing partial line and the reader ends only after it drained", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, "x\ntail");
+  c.end();
+  assert.deepEqual(texts(r.take(1)!), ["x"]);
+  assert.deepEqual(texts(r.take(1)!), ["tail"]);
+  assert.equal(r.take(), null);
+});
+
+test("a line longer than maxLineBytes is split on UTF-8 boundaries, also before its newline arrives", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f, { maxLineBytes: 8 });
+  const r = c.openReader();
+  fs.appendFileSync(f, "aaaaaaaébbbbbbbbbbbbbb\n");
+  c.refresh();
+  const lines = texts(drain(r).lines);
+  assert.deepEqual(lines, ["aaaaaaa", "ébbbbbb", "bbbbbbbb"]);
+  fs.appendFileSync(f, "12345678");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), [], "exactly maxLineBytes waits for its newline");
+  fs.appendFileSync(f, "\nabcdefghijkl");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), ["12345678", "abcdefgh"]);
+  c.release();
+});
+
+test("bytes that are not UTF-8 become U+FFFD and NUL bytes pass through", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, Buffer.from([0x61, 0xff, 0x00, 0x62, 0x0a]));
+  c.end();
+  assert.deepEqual(texts(drain(r).lines), ["a\ufffd\u0000b"]);
+});
+
+test("take returns at most max lines and continues where it stopped", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, Array.from({ length: 10 }, (_, i) => `l${i}\n`).join(""));
+  c.end();
+  const got: string[] = [];
+  for (let b = r.take(3); b !== null; b = r.take(3)) {
+    assert.ok(b.length <= 3);
+    got.push(...texts(b));
+  }
+  assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `l${i}`));
+});
+
+test("retention frees the oldest lines; a reader that fell behind learns how many it missed", (t) => {
+  const f = tempFile(t);
+  const retain = 64 * 1024;
+  const c = new ChannelFile(f, { retainBytes: retain });
+  const slow = c.openReader();
+  const line = "y".repeat(99) + "\n";
+  const total = 40_000; // 4 MB: far beyond retain + slack (1 MiB)
+  const chunk = line.repeat(1000);
+  for (let i = 0; i < total / 1000; i++) {
+    fs.appendFileSync(f, chunk);
+    c.refresh();
+  }
+  // the file keeps its size but not its storage
+  assert.equal(fs.statSync(f).size, total * 100);
+  assert.ok(fs.statSync(f).blocks * 512 < 2 * 1024 * 1024, `blocks ${fs.statSync(f).blocks}`);
+  const { lines } = drain(slow);
+  const dropped = lines.reduce((a, l) => a + l.droppedBefore, 0);
+  assert.equal(dropped + lines.length, total, "every line is either delivered or counted as dropped");
+  assert.ok(lines[0]!.droppedBefore > 0);
+  assert.equal(slow.dropped, dropped);
+  c.release();
+});
+
+test("a late reader gets the retained history with the freed lines counted before its first line", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f, { retainBytes: 1000 });
+  const n = 30_000;
+  fs.appendFileSync(f, Array.from({ length: n }, (_, i) => `${String(i).padStart(9, "0")}\n`).join("")); // 300 kB
+  for (let i = 0; i < 3; i++) c.refresh(); // freeing is incremental
+  fs.appendFileSync(f, "z".repeat(2 * 1024 * 1024) + "\n");
+  c.refresh();
+  const r = c.openReader();
+  const first = r.take(1)!;
+  assert.equal(first.length, 1);
+  c.release();
+  assert.ok(first[0]!.droppedBefore > 0, "lines freed before the reader came are counted");
+});
+
+test("a live-only reader starts at the current end", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  fs.appendFileSync(f, "old\n");
+  c.refresh();
+  const r = c.openReader({ history: false });
+  fs.appendFileSync(f, "new\n");
+  c.end();
+  assert.deepEqual(texts(drain(r).lines), ["new"]);
+});
+
+test("timestamps come from when the daemon saw the file grow", (t) => {
+  const f = tempFile(t);
+  let now = 1000;
+  const c = new ChannelFile(f, { now: () => now });
+  const r = c.openReader();
+  now = 2000;
+  fs.appendFileSync(f, "first\n");
+  c.refresh();
+  now = 3000;
+  fs.appendFileSync(f, "second\nthird\n");
+  c.refresh();
+  now = 9000;
+  const lines = drain(r).lines;
+  assert.deepEqual(lines.map((l) => [l.line, l.timestamp]), [["first", 2000], ["second", 3000], ["third", 3000]]);
+  c.release();
+});
+
+test("wait resolves when output arrives, when the channel ends, and when the reader closes", async (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  let woke = false;
+  const w = r.wait().then(() => { woke = true; });
+  await new Promise((res) => setImmediate(res));
+  assert.equal(woke, false);
+  fs.appendFileSync(f, "x\n");
+  c.refresh();
+  await w;
+  assert.deepEqual(texts(drain(r).lines), ["x"]);
+  const ended = r.wait();
+  c.end();
+  await ended;
+  const r2 = c.openReader();
+  r2.close();
+  await r2.wait();
+  assert.equal(r2.take(), null);
+  c.release();
+});
+
+test("an adopted file with a freed head starts its history at the first whole line", (t) => {
+  const f = tempFile(t);
+  const c1 = new ChannelFile(f, { retainBytes: 4096 });
+  fs.appendFileSync(f, "partial-line-" + "p".repeat(3 * 1024 * 1024) + "\nkept-1\nkept-2\n");
+  c1.refresh();
+  c1.release();
+  // a new daemon opens the same file
+  const c2 = new ChannelFile(f, { retainBytes: 4096 });
+  const r = c2.openReader();
+  c2.end();
+  const lines = texts(drain(r).lines);
+  assert.deepEqual(lines.slice(-2), ["kept-1", "kept-2"]);
+  assert.ok(!lines.some((l) => l.startsWith("partial-line-")), "no fragment of the freed line");
+});
+
+test("a reader keeps reading after the owner released the channel; the file closes after the last reader", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, "a\nb\n");
+  c.release();
+  fs.unlinkSync(f);
+  assert.deepEqual(texts(drain(r).lines), ["a", "b"]);
+  assert.equal(r.take(), null);
+});
