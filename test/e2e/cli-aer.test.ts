@@ -221,16 +221,19 @@ describe("aer observe, vm, discovery, health", () => {
     assert.match(r.stderr, /^error: UNAVAILABLE: /);
   });
 
-  test("a deadline that passes exits 9 with DEADLINE_EXCEEDED", async () => {
-    // an observe stream has no deadline, so use a unary call against a socket nobody accepts on
+  test("a peer that accepts but never answers: the deadline exits 9 with DEADLINE_EXCEEDED, and aer does not linger", async () => {
+    // grpc-js cannot cancel the pending TLS handshake, so aer must exit by itself once it is done
     const { createServer } = await import("node:net");
     const sock = join(tmp, "silent.sock");
-    const silent = createServer(() => undefined).listen(sock);
+    const held: import("node:net").Socket[] = [];
+    const silent = createServer((s) => held.push(s)).listen(sock);
     try {
-      const r = await aer(["--socket", sock, "--timeout-ms", "300", "discovery", "discover"]);
-      assert.ok(r.code === 9 || r.code === 3, `${r.code} ${r.stderr}`);
-      assert.match(r.stderr, /^error: (DEADLINE_EXCEEDED|UNAVAILABLE): /);
+      const r = await aer(["--socket", sock, "--timeout-ms", "300", "discovery", "discover"], { timeoutMs: 15_000 });
+      assert.equal(r.code, 9, `exit ${r.code} (null: killed after 15 s) ${r.stderr}`);
+      assert.match(r.stderr, /^error: DEADLINE_EXCEEDED: .*no connection to the daemon was established in time\)\n$/);
+      assert.equal(held.length, 1, "aer connected to the silent peer");
     } finally {
+      held.forEach((s) => s.destroy());
       silent.close();
     }
   });
@@ -274,10 +277,18 @@ describe("aer pki on a fresh machine", () => {
     assert.equal(readFileSync(join(home, ".aurae/pki/ca.crt"), "utf8"), ca);
   });
 
-  test("pki create refuses to replace a different config without --force (exit 5)", async () => {
-    const r = await aer(["--socket", join(tmp, "other.sock"), "pki", "create"], { env: { HOME: home }, config: null });
+  test("pki create refuses to replace a different config without --force (exit 5), before writing anything", async () => {
+    const r = await aer(["--socket", join(tmp, "other.sock"), "pki", "create", "--dir", join(tmp, "pki-refused")], { env: { HOME: home }, config: null });
     assert.equal(r.code, 5);
     assert.match(r.stderr, /^error: ALREADY_EXISTS: config '.*' exists and differs; pass --force/);
+    assert.ok(!existsSync(join(tmp, "pki-refused")), "no PKI was made");
+  });
+
+  test("pki create with a bad client name exits 6 and writes nothing", async () => {
+    const r = await aer(["pki", "create", "--dir", join(tmp, "pki-bad"), "--client", "no/slash", "--no-write-config"], { env: { HOME: home }, config: null });
+    assert.equal(r.code, 6);
+    assert.match(r.stderr, /^error: INVALID_ARGUMENT: create the PKI in '.*pki-bad': client name 'no\/slash' is invalid/);
+    assert.ok(!existsSync(join(tmp, "pki-bad")));
   });
 
   test("a daemon using the installed files serves aer using the written config, with no flags", async () => {
@@ -315,9 +326,10 @@ describe("aer pki on a fresh machine", () => {
   });
 
   test("pki create --install into a place it cannot write exits non-zero with the reason", async () => {
-    const r = await aer(["pki", "create", "--dir", join(tmp, "pki2"), "--no-write-config", "--install", "/proc/aurae-cannot-write"], { env: { HOME: home }, config: null });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^error: [A-Z_]+: .*aurae-cannot-write/);
+    // procfs answers ENOENT to mkdir although /proc exists: Node's recursive mkdir spins on it for ever
+    const r = await aer(["pki", "create", "--dir", join(tmp, "pki2"), "--no-write-config", "--install", "/proc/aurae-cannot-write"], { env: { HOME: home }, config: null, timeoutMs: 15_000 });
+    assert.equal(r.code, 7, `exit ${r.code} (null: killed after 15 s) ${r.stderr}`);
+    assert.equal(r.stderr, "error: FAILED_PRECONDITION: install the server side into '/proc/aurae-cannot-write': cannot create directory '/proc/aurae-cannot-write': '/proc' does not accept new directories\n");
   });
 });
 
