@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { testPki } from "../helpers/pki.js";
 import { startFakeDaemon, type FakeDaemon } from "../../src/client/testing.js";
 import { clientConfigToml } from "../../src/pki/pki.js";
-import { runAer } from "../../src/cli/aer.js";
+import { buildProgram, runAer } from "../../src/cli/aer.js";
+import type { Command } from "commander";
 
 let fake: FakeDaemon;
 let cfg: string;
@@ -306,17 +307,23 @@ describe("global options and errors", () => {
     assert.equal(err, `error: CONFIG: config '${join(tmp, "none")}': no such file\n`);
   });
 
-  test("--help of every command shows an example", async () => {
-    const paths = [
-      ["cell", "allocate"], ["cell", "free"], ["cell", "start"], ["cell", "stop"], ["cell", "list"],
-      ["observe", "daemon-logs"], ["observe", "output"], ["observe", "signals"],
-      ["vm", "allocate"], ["vm", "start"], ["vm", "stop"], ["vm", "free"], ["vm", "list"],
-      ["discovery", "discover"], ["health", "check"], ["health", "watch"], ["pki", "create"], ["pki", "client"], ["completion"],
-    ];
-    for (const p of paths) {
+  test("--help of every command (walked from the program, so none is missed) shows an example of itself", async () => {
+    const program = buildProgram({ stdout: new PassThrough(), stderr: new PassThrough() }, { code: 0 });
+    const paths: string[][] = [];
+    const walk = (cmd: Command, path: string[]) => {
+      for (const c of cmd.commands) {
+        if (c.name() === "help") continue;
+        paths.push([...path, c.name()]);
+        walk(c, [...path, c.name()]);
+      }
+    };
+    walk(program, []);
+    assert.ok(paths.length >= 22, `only ${paths.length} commands found`);
+    for (const p of [[], ...paths]) {
       const r = await aer([...p, "--help"]);
       assert.equal(r.code, 0, p.join(" "));
-      assert.match(r.stdout, /Examples?:\n  \$ .*aer /, p.join(" "));
+      // an "Example(s):" section with at least one line that runs this very command
+      assert.match(r.stdout, new RegExp(`\\nExamples?:\\n(  \\$ .*\\n)*  \\$ .*\\baer ${p.join(" ")}`), `${p.join(" ") || "aer"}:\n${r.stdout}`);
     }
   });
 

@@ -158,5 +158,5 @@ export function pkiCommand(run: Runner): Command {
     "aer pki client ops",
     "aer pki client ci --dir ./pki --write-config ./ci.toml",
   );
-  return pki;
+  return example(pki, "aer pki create", "aer pki client ops");
 }
