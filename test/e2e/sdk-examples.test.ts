@@ -1,28 +1,17 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CellServiceClient, createClient } from "../../src/client/index.js";
 import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runNode, type Run } from "../helpers/run.js";
 
 const AURAESCRIPT = join(REPO, "bin/auraescript.js");
 let d: TestDaemon;
 
-function run(file: string, daemon: TestDaemon = d): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AURAESCRIPT, join(REPO, file), "--config", daemon.configPath], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runExample(file: string, daemon: TestDaemon = d): Promise<Run> {
+  return runNode(AURAESCRIPT, [join(REPO, file), "--config", daemon.configPath], { timeoutMs: 60_000 });
 }
 
 /** The names of the cells a daemon has (top level; children go with their parent). */
@@ -43,7 +32,7 @@ const tested = new Set<string>();
  */
 async function example(t: { skip(msg: string): void }, file: string, daemon: TestDaemon = d): Promise<string | undefined> {
   tested.add(file);
-  const r = await run(file, daemon);
+  const r = await runExample(file, daemon);
   assert.deepEqual(await cellNames(daemon), [], `${file} left cells behind`);
   assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
   const skip = /^skip: (.*)$/m.exec(r.stdout);
@@ -152,7 +141,7 @@ describe("on a daemon without eBPF (as on a machine where the signal tracer is n
   });
 
   test("examples/signals.ts prints why it skips, exits 0 and frees its cell", async () => {
-    const r = await run("examples/signals.ts", bare);
+    const r = await runExample("examples/signals.ts", bare);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^skip: signal tracing: UNAVAILABLE: .+$/m);
     assert.deepEqual(await cellNames(bare!), []);

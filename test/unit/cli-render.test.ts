@@ -2,6 +2,9 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { PassThrough } from "node:stream";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { formatBytes, parseBytes, intArg } from "../../src/cli/units.js";
 import { drawCellTree, cellLimits } from "../../src/cli/tree.js";
@@ -120,9 +123,36 @@ describe("shell completion", () => {
     assert.deepEqual(complete(["aer", "cell", "a"]), ["allocate"]);
     assert.ok(complete(["aer", "--json", "cell", "allocate", "web", "--memory-m"]).includes("--memory-max"));
     assert.deepEqual(complete(["aer", "--socket", "x", "vm", "l"]), ["list"]);
+    assert.deepEqual(complete(["aer", "cell", "allocate", "web", "--memory-max", ""]), [""], "a value is not completed from the word list");
+    const dir = mkdtempSync(join(tmpdir(), "aurae-completion-"));
+    try {
+      writeFileSync(join(dir, "my.toml"), "");
+      const files = spawnSync("bash", ["-c", `${script}\nCOMP_WORDS=(aer --config m); COMP_CWORD=2; _aer; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8", cwd: dir });
+      assert.equal(files.stdout, "my.toml\n", "a path option completes file names");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  test("the zsh script is valid zsh", { skip: spawnSync("zsh", ["--version"]).error ? "zsh is not installed here" : false }, () => {
+  const noZsh = spawnSync("zsh", ["--version"]).error ? "zsh is not installed here (scripts/setup.sh installs it)" : false;
+
+  test("the zsh script is valid zsh", { skip: noZsh }, () => {
     execFileSync("zsh", ["-n"], { input: zshCompletion(table) });
+  });
+
+  test("the zsh script offers the words of the command being typed, and files after a path option", { skip: noZsh }, () => {
+    // outside a completion widget `words` and `CURRENT` are plain parameters; compadd and _files are stubbed to print
+    const offered = (line: string[]) =>
+      spawnSync(
+        "zsh",
+        ["-f", "-c", `compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }\n_files() { print -- '<files>'; }\neval "$AER_COMPLETION"\nwords=(${line.map((w) => `'${w}'`).join(" ")}); CURRENT=${line.length}; _aer`],
+        { encoding: "utf8", env: { ...process.env, AER_COMPLETION: zshCompletion(table) } },
+      ).stdout.trim().split("\n").filter((w) => w !== "");
+    assert.deepEqual(offered(["aer", ""]), table.words[""]);
+    assert.deepEqual(offered(["aer", "cell", ""]), table.words["cell"]);
+    assert.deepEqual(offered(["aer", "--socket", "x", "vm", ""]), table.words["vm"]);
+    assert.ok(offered(["aer", "--json", "cell", "allocate", "web", "--m"]).includes("--memory-max"));
+    assert.deepEqual(offered(["aer", "--config", ""]), ["<files>"]);
+    assert.deepEqual(offered(["aer", "cell", "allocate", "web", "--memory-max", ""]), [], "a value is not completed from the word list");
   });
 });
