@@ -56,10 +56,10 @@ test("discovery and grpc_health modules answer, print shows objects as JSON", as
   assert.match(r.stdout, /^Discovered: \{\n  "healthy": true,\n  "version": "\d+\.\d+\.\d+[^"]*"\n\}\nHealth: \{"status":1\}\n$/);
 });
 
-test("createClient takes Aurae's option names without a kind, and imports without .ts resolve", async () => {
+test("createClient takes Aurae's {kind: 'opts', ...} and the same without a kind; imports without .ts resolve", async () => {
   const r = await auraescript([join(FIXTURES, "create_client_opts.ts"), d.configPath], { HOME: "/nonexistent" });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, "healthy true\n");
+  assert.equal(r.stdout, "kind opts: healthy true\ninferred: healthy true\n");
 });
 
 test("service clients built without a client use the config search, helpers.print prints", async () => {
