@@ -233,7 +233,7 @@ export async function createDevPki(opts: {
   }
   const server = await issueServerCert({
     dir: opts.dir,
-    names: opts.serverNames ? [SERVER_NAME, ...opts.serverNames] : undefined,
+    names: opts.serverNames ? [SERVER_NAME, "localhost", ...opts.serverNames] : undefined,
     days: opts.days,
   });
   const clients: Record<string, IssuedPair> = {};
