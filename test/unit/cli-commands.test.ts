@@ -2,7 +2,8 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 import { PassThrough } from "node:stream";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testPki } from "../helpers/pki.js";
@@ -288,6 +289,26 @@ describe("aer vm, discovery, health", () => {
   test("health watch prints each status as it comes", async () => {
     const r = await aer(["--json", "health", "watch"]);
     assert.deepEqual(r.stdout.trim().split("\n").map((l) => JSON.parse(l).status), ["SERVING", "NOT_SERVING"]);
+  });
+});
+
+describe("aer pki (no daemon involved)", () => {
+  test("create --dns-name adds names to the server certificate, keeping server.unsafe.aurae.io and localhost", async () => {
+    const dir = join(tmp, "pki-dns");
+    const r = await aer(["--json", "pki", "create", "--dir", dir, "--dns-name", "node1.example", "--dns-name", "node1", "--no-write-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.serverCrt, join(dir, "_signed.server.crt"));
+    assert.equal(doc.configPath, null);
+    const server = new X509Certificate(readFileSync(doc.serverCrt));
+    for (const name of ["server.unsafe.aurae.io", "localhost", "node1.example", "node1"]) assert.equal(server.checkHost(name), name, name);
+  });
+
+  test("the global --server-name is not taken for a certificate name", async () => {
+    const dir = join(tmp, "pki-global");
+    const r = await aer(["--server-name", "elsewhere.example", "pki", "create", "--dir", dir, "--no-write-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(new X509Certificate(readFileSync(join(dir, "_signed.server.crt"))).checkHost("elsewhere.example"), undefined);
   });
 });
 

@@ -36,7 +36,8 @@ interface CreateOptions {
   install?: string | boolean;
   writeConfig: string | boolean;
   days?: number;
-  serverName?: string[];
+  /** extra DNS names of the server certificate (not --server-name: that is the global option naming the server to verify) */
+  dnsName?: string[];
   force?: boolean;
   socket?: string;
 }
@@ -82,7 +83,7 @@ export function pkiCommand(run: Runner): Command {
       .option("--install [dir]", `copy ca.crt, _signed.server.crt and server.key to dir (default ${DEFAULT_INSTALL_DIR}; needs root)`)
       .option("--write-config [path]", `client config to write (default ${DEFAULT_CONFIG_PATH}), with the global --socket or ${DEFAULT_SOCKET}`, DEFAULT_CONFIG_PATH)
       .option("--no-write-config", "do not write a client config")
-      .option("--server-name <name>", "extra DNS name for the server certificate (repeatable)", collect)
+      .option("--dns-name <name>", "extra DNS name in the server certificate, besides server.unsafe.aurae.io and localhost (repeatable)", collect)
       .option("--days <n>", "validity of the issued certificates in days", intArg(1, 36500))
       .option("--force", "make a new CA even if one exists, and replace a different config")
       .action(
@@ -99,7 +100,7 @@ export function pkiCommand(run: Runner): Command {
             checkClientConfig(config.path, config.text, o.force ?? false);
           }
           const made = await pkiStep(`create the PKI in '${dir}'`, () =>
-            createDevPki({ dir, clients, serverNames: o.serverName, days: o.days, force: o.force }),
+            createDevPki({ dir, clients, serverNames: o.dnsName, days: o.days, force: o.force }),
           );
           let installedTo: string | undefined;
           if (o.install !== undefined && o.install !== false) {
