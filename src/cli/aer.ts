@@ -101,7 +101,7 @@ Examples:
 
 Exit status: 0 ok, 1 other error, 2 usage, 3 unavailable, 4 not found, 5 already exists,
 6 invalid argument, 7 failed precondition, 8 client config, 9 deadline exceeded,
-10 unimplemented, 11 permission denied, 12 resource exhausted (see docs/cli.md).
+10 unimplemented, 11 permission denied, 12 resource exhausted, 130 interrupted (see docs/cli.md).
 `,
   );
 

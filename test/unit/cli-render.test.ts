@@ -2,7 +2,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { PassThrough } from "node:stream";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -87,6 +87,23 @@ describe("errors and exit statuses", () => {
     assert.equal(describeError(new CliError("USAGE", "u")).exitCode, EXIT.USAGE);
     assert.deepEqual(describeError(new Error("boom")), { codeName: "UNKNOWN", message: "boom", exitCode: 1 });
   });
+  test("docs/cli.md's exit status table is what aer does, for every code it names", () => {
+    const doc = readFileSync(join(import.meta.dirname, "../../docs/cli.md"), "utf8");
+    const table = doc.slice(doc.indexOf("| exit | code |"), doc.indexOf("\n\n", doc.indexOf("| exit | code |")));
+    const rows = [...table.matchAll(/^\| (\d+) \| (.*) \|$/gm)];
+    assert.ok(rows.length >= 12, table);
+    let checked = 0;
+    for (const [, exit, text] of rows) {
+      for (const [, name] of text!.matchAll(/`([A-Z_]+)`/g)) {
+        const code = (status as unknown as Record<string, number>)[name!];
+        const got = code !== undefined ? describeError(new AuraeClientError(code, "m")).exitCode : new CliError(name!, "m").exitCode;
+        assert.equal(got, Number(exit), `${name} is documented as exit ${exit}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 16, `only ${checked} codes checked`);
+  });
+
   test("a stream renders one compact JSON document per line", async () => {
     const out = new PassThrough();
     let s = "";
