@@ -11,6 +11,11 @@ import { startFakeDaemon, type FakeDaemon } from "../../src/client/testing.js";
 import { clientConfigToml } from "../../src/pki/pki.js";
 import { buildProgram, runAer } from "../../src/cli/aer.js";
 import type { Command } from "commander";
+import { CellServiceService } from "../../src/api/aurae/cells/v0/cells.js";
+import { DiscoveryServiceService } from "../../src/api/aurae/discovery/v0/discovery.js";
+import { ObserveServiceService } from "../../src/api/aurae/observe/v0/observe.js";
+import { VmServiceService } from "../../src/api/aurae/vms/v0/vms.js";
+import { HealthService } from "../../src/api/grpc/health/v1/health.js";
 
 let fake: FakeDaemon;
 let cfg: string;
@@ -353,4 +358,23 @@ describe("global options and errors", () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^error: USAGE: unknown command 'frobnicate'/m);
   });
+});
+
+test("every RPC of every service is reached by an aer command", async () => {
+  const commands = [
+    ["cell", "allocate", "a"], ["cell", "free", "a"], ["cell", "start", "a", "e", "--command", "true"], ["cell", "stop", "a", "e"], ["cell", "list"],
+    ["observe", "output", "1"], ["observe", "signals"],
+    ["vm", "allocate", "v", "--kernel", "/k"], ["vm", "start", "v"], ["vm", "stop", "v"], ["vm", "free", "v"], ["vm", "list"],
+    ["discovery", "discover"], ["health", "check"], ["health", "watch"],
+  ];
+  for (const c of commands) await aer(c);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 100);
+  await aer(["observe", "daemon-logs"], ac.signal);
+  const rpcs = [CellServiceService, ObserveServiceService, VmServiceService, DiscoveryServiceService, HealthService].flatMap((def) =>
+    Object.values(def).map((m) => (m as { path: string }).path.slice(1)),
+  );
+  assert.equal(rpcs.length, 16);
+  const called = new Set(fake.calls.map((c) => c.method));
+  assert.deepEqual(rpcs.filter((r) => !called.has(r)), []);
 });
