@@ -5,6 +5,7 @@ import { connect, unique } from "./connect.ts";
 const client = connect();
 const cells = new CellServiceClient(client);
 const name = unique("ex-allocate");
+let allocated = false;
 
 try {
   const parent = await cells.allocate({
@@ -15,6 +16,7 @@ try {
       pids: { max: 64 },
     }),
   });
+  allocated = true;
   console.log(`allocated ${parent.cellName} (cgroup ${parent.cgroupV2 ? "v2" : "v1"})`);
   await cells.allocate({ cell: { name: `${name}/child` } });
 
@@ -27,7 +29,7 @@ try {
   if (!mine) throw new Error(`cell ${name} is missing from the list`);
   show(mine);
 } finally {
-  await cells.free({ cellName: name }).catch(() => undefined); // frees the child too
+  if (allocated) await cells.free({ cellName: name }); // frees the child too
   client.close();
 }
 console.log(`freed ${name}`);

@@ -1,5 +1,6 @@
-// Shared by the examples: a client from `--config PATH` (or the usual config search), and a
-// helper that turns "this daemon cannot do that" into a printed skip.
+// Shared by the examples: a client from `--config PATH` (or the usual config search), unique
+// names, and the one way an example skips: from its `catch`, so that its `finally` still frees
+// what it made.
 import { AuraeClientError, createClient, type AuraeClient } from "aurae-ts";
 
 export function connect(): AuraeClient {
@@ -12,11 +13,23 @@ export function unique(base: string): string {
   return `${base}-${process.pid}`;
 }
 
-/** Prints `skip: <reason>` and exits 0 when err says the daemon lacks a facility; rethrows otherwise. */
-export function skipIfMissing(err: unknown, what: string): void {
-  if (err instanceof AuraeClientError && ["UNIMPLEMENTED", "UNAVAILABLE"].includes(err.codeName)) {
+/** Thrown by an example for a reason of its own to skip (a missing kernel image...). */
+export class Skip extends Error {}
+
+/**
+ * For the `catch` of an example's main `try`: when the daemon lacks a facility (UNIMPLEMENTED,
+ * or UNAVAILABLE such as eBPF or QEMU missing) or the example threw a Skip, prints
+ * `skip: <what>: <reason>` and returns, so the `finally` frees what was made and the script
+ * exits 0. Any other error is rethrown.
+ */
+export function skipWhenMissing(err: unknown, what: string): void {
+  if (err instanceof Skip) {
+    console.log(`skip: ${what}: ${err.message}`);
+    return;
+  }
+  if (err instanceof AuraeClientError && (err.codeName === "UNIMPLEMENTED" || err.codeName === "UNAVAILABLE")) {
     console.log(`skip: ${what}: ${err.codeName}: ${err.details}`);
-    process.exit(0);
+    return;
   }
   throw err;
 }

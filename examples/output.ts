@@ -7,9 +7,11 @@ const client = connect();
 const cells = new CellServiceClient(client);
 const observe = new ObserveServiceClient(client);
 const name = unique("ex-output");
+let allocated = false;
 
 try {
   await cells.allocate({ cell: { name } });
+  allocated = true;
   const { pid } = await cells.start({
     cellName: name,
     executable: { name: "talker", command: "for i in 1 2 3; do echo out $i; echo err $i 1>&2; sleep 0.1; done" },
@@ -24,6 +26,6 @@ try {
   console.log(`stderr: ${err.join(" | ")}`);
   await cells.stop({ cellName: name, executableName: "talker" });
 } finally {
-  await cells.free({ cellName: name }).catch(() => undefined);
+  if (allocated) await cells.free({ cellName: name });
   client.close();
 }

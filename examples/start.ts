@@ -5,9 +5,11 @@ import { connect, unique } from "./connect.ts";
 const client = connect();
 const cells = new CellServiceClient(client);
 const name = unique("ex-start");
+let allocated = false;
 
 try {
   await cells.allocate({ cell: { name } });
+  allocated = true;
   const started = await cells.start({ cellName: name, executable: { name: "sleeper", command: "sleep 30", description: "sleeps" } });
   console.log(`started sleeper: pid ${started.pid}`);
 
@@ -18,6 +20,6 @@ try {
   await cells.stop({ cellName: name, executableName: "sleeper" });
   console.log("stopped sleeper");
 } finally {
-  await cells.free({ cellName: name }).catch(() => undefined);
+  if (allocated) await cells.free({ cellName: name });
   client.close();
 }

@@ -5,9 +5,11 @@ const client = i > 0 ? createClient({ kind: "path", path: process.argv[i + 1]! }
 const cells = new CellServiceClient(client);
 const observe = new ObserveServiceClient(client);
 const name = `sdk-stream-${process.pid}`;
+let allocated = false;
 
 try {
   await cells.allocate({ cell: { name } });
+  allocated = true;
   const { pid } = await cells.start({ cellName: name, executable: { name: "count", command: "seq 1 5" } });
 
   // A server stream is an async iterable; this one ends when the process has exited.
@@ -29,6 +31,6 @@ try {
   console.log(`read ${records} daemon log records until aborted`);
   await cells.stop({ cellName: name, executableName: "count" });
 } finally {
-  await cells.free({ cellName: name });
+  if (allocated) await cells.free({ cellName: name });
   client.close();
 }

@@ -11,7 +11,7 @@ import { pkiCommand } from "./commands/pki.js";
 import { vmCommand } from "./commands/vm.js";
 import type { Handler, Runner } from "./command.js";
 import { CommandContext, type GlobalOptions } from "./context.js";
-import { EXIT, render, reportError } from "./render.js";
+import { CliError, EXIT, render, reportError, type Output } from "./render.js";
 import { intArg } from "./units.js";
 
 function version(): string {
@@ -46,17 +46,27 @@ export function buildProgram(io: AerIo, exit: { code: number }): Command {
       const opts = cmd.opts() as O;
       const global = cmd.optsWithGlobals() as GlobalOptions;
       const ctx = new CommandContext(global, signal, io.clientFactory);
+      const interrupted = (err: unknown) => signal.aborted && err instanceof AuraeClientError && err.codeName === "CANCELLED";
+      const fail = (err: unknown) => {
+        const prev = process.exitCode;
+        exit.code = reportError(err, io.stderr);
+        process.exitCode = prev;
+      };
+      let out: Output;
       try {
-        exit.code = await render(await handler(ctx, positional, opts), { json: global.json ?? false, stdout: io.stdout });
+        out = await handler(ctx, positional, opts);
+      } catch (err) {
+        // an interrupted unary call did not finish: that is a failure (130), not an answer
+        fail(interrupted(err) ? new CliError("CANCELLED", "interrupted before the daemon answered") : err);
+        ctx.close();
+        return;
+      }
+      try {
+        exit.code = await render(out, { json: global.json ?? false, stdout: io.stdout });
       } catch (err) {
         // a stream the user interrupted ends normally
-        if (signal.aborted && err instanceof AuraeClientError && err.codeName === "CANCELLED") {
-          exit.code = EXIT.OK;
-        } else {
-          const prev = process.exitCode;
-          exit.code = reportError(err, io.stderr);
-          process.exitCode = prev;
-        }
+        if (interrupted(err)) exit.code = EXIT.OK;
+        else fail(err);
       } finally {
         ctx.close();
       }
@@ -91,7 +101,7 @@ Examples:
 
 Exit status: 0 ok, 1 other error, 2 usage, 3 unavailable, 4 not found, 5 already exists,
 6 invalid argument, 7 failed precondition, 8 client config, 9 deadline exceeded,
-10 unimplemented, 11 permission denied, 12 resource exhausted (see docs/cli.md).
+10 unimplemented, 11 permission denied, 12 resource exhausted, 130 interrupted (see docs/cli.md).
 `,
   );
 
@@ -134,7 +144,12 @@ export async function runAer(argv: string[], io: Partial<AerIo> = {}): Promise<n
   return exit.code;
 }
 
-/** The `aer` binary: SIGINT/SIGTERM end streams cleanly (exit 0); a second one exits at once. */
+/**
+ * The `aer` binary. SIGINT/SIGTERM end streams cleanly (exit 0) and interrupt a unary call
+ * (exit 130); a second signal exits at once. When the command is done, stdout and stderr are
+ * flushed and the process exits: a connection attempt that grpc-js cannot cancel (a peer that
+ * accepts but never finishes the TLS handshake) must not keep `aer` alive.
+ */
 export async function main(): Promise<void> {
   const ac = new AbortController();
   let interrupted = 0;
@@ -145,8 +160,18 @@ export async function main(): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // a reader that went away (`aer observe daemon-logs | head -1`) ends the command, not an EPIPE crash
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+    ac.abort(err);
+  });
   const code = await runAer(process.argv.slice(2), { signal: ac.signal });
-  process.exitCode = code;
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the OS (or the stream failed). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => stream.write("", () => resolve()));
 }

@@ -51,6 +51,7 @@ export function toClientError(err: unknown, method?: string): AuraeClientError {
   if (isServiceError(err)) {
     let details = err.details || err.message;
     if (err.code === status.UNAVAILABLE) details = describeUnavailable(details);
+    if (err.code === status.DEADLINE_EXCEEDED) details = describeDeadline(details);
     return new AuraeClientError(err.code, details, { method, cause: err });
   }
   if (err instanceof Error && err.name === "AbortError") {
@@ -64,5 +65,11 @@ function describeUnavailable(details: string): string {
   if (/ENOENT/.test(details)) return `${details} (is auraed running? the socket does not exist)`;
   if (/ECONNREFUSED/.test(details)) return `${details} (is auraed running?)`;
   if (/EACCES/.test(details)) return `${details} (permission denied on the socket)`;
+  return details;
+}
+
+/** grpc-js says "Waiting for LB pick" when the deadline passed before any connection was made. */
+function describeDeadline(details: string): string {
+  if (/Waiting for LB pick/.test(details)) return `${details} (no connection to the daemon was established in time)`;
   return details;
 }

@@ -1,8 +1,9 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { webcrypto, randomBytes } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ensureDir } from "./ensure-dir.js";
 
 /**
  * A development PKI in Aurae's layout, made without openssl: a CA, a server certificate for
@@ -76,7 +77,7 @@ async function loadCa(caCrt: string, caKey: string): Promise<{ cert: x509.X509Ce
 
 /** Creates a self-signed CA in `dir` (ca.crt, ca.key). */
 export async function createCa(opts: { dir: string; days?: number; commonName?: string }): Promise<IssuedPair> {
-  mkdirSync(opts.dir, { recursive: true });
+  ensureDir(opts.dir, 0o700);
   const keys = await newKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -174,6 +175,18 @@ export async function issueServerCert(opts: {
   });
 }
 
+/** Throws unless `name` can name a client certificate (it becomes a file name and a SPIFFE path). */
+export function checkClientName(name: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(name)) {
+    throw new Error(`client name '${name}' is invalid: use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`);
+  }
+}
+
+/** Where the files of client `name` live in a PKI directory (Aurae's names). */
+export function clientPaths(dir: string, name: string): IssuedPair {
+  return { crt: join(dir, `_signed.client.${name}.crt`), key: join(dir, `client.${name}.key`) };
+}
+
 /** Issues `_signed.client.<name>.crt` / `client.<name>.key` in `dir`. */
 export async function issueClientCert(opts: {
   dir: string;
@@ -184,9 +197,7 @@ export async function issueClientCert(opts: {
   caCrt?: string;
   caKey?: string;
 }): Promise<IssuedPair> {
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(opts.name)) {
-    throw new Error(`client name '${opts.name}' is invalid: use letters, digits, '.', '_' or '-' (at most 63)`);
-  }
+  checkClientName(opts.name);
   return issueLeaf({
     caCrt: opts.caCrt ?? join(opts.dir, "ca.crt"),
     caKey: opts.caKey ?? join(opts.dir, "ca.key"),
@@ -196,8 +207,8 @@ export async function issueClientCert(opts: {
     days: opts.days,
     notBefore: opts.notBefore,
     notAfter: opts.notAfter,
-    crtPath: join(opts.dir, `_signed.client.${opts.name}.crt`),
-    keyPath: join(opts.dir, `client.${opts.name}.key`),
+    crtPath: clientPaths(opts.dir, opts.name).crt,
+    keyPath: clientPaths(opts.dir, opts.name).key,
   });
 }
 
@@ -212,7 +223,9 @@ export async function createDevPki(opts: {
   days?: number;
   force?: boolean;
 }): Promise<DevPki> {
-  mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  // refuse bad names before anything is written
+  for (const name of opts.clients ?? []) checkClientName(name);
+  ensureDir(opts.dir, 0o700);
   const caCrt = join(opts.dir, "ca.crt");
   const caKey = join(opts.dir, "ca.key");
   if (opts.force || !existsSync(caCrt) || !existsSync(caKey)) {
@@ -220,7 +233,7 @@ export async function createDevPki(opts: {
   }
   const server = await issueServerCert({
     dir: opts.dir,
-    names: opts.serverNames ? [SERVER_NAME, ...opts.serverNames] : undefined,
+    names: opts.serverNames ? [SERVER_NAME, "localhost", ...opts.serverNames] : undefined,
     days: opts.days,
   });
   const clients: Record<string, IssuedPair> = {};
@@ -232,7 +245,7 @@ export async function createDevPki(opts: {
 
 /** Copies what the daemon reads by default (ca.crt, server.key, _signed.server.crt) into targetDir. */
 export async function installServerSide(pki: DevPki, targetDir = DEFAULT_PKI_INSTALL_DIR): Promise<void> {
-  mkdirSync(targetDir, { recursive: true, mode: 0o755 });
+  ensureDir(targetDir, 0o755);
   copyFileSync(pki.caCrt, join(targetDir, "ca.crt"));
   copyFileSync(pki.serverCrt, join(targetDir, "_signed.server.crt"));
   copyFileSync(pki.serverKey, join(targetDir, "server.key"));

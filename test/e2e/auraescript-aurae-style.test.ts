@@ -1,10 +1,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runNode, type Run } from "../helpers/run.js";
 
 const AURAESCRIPT = join(REPO, "bin/auraescript.js");
 const FIXTURES = join(REPO, "test/fixtures/aurae-style/examples");
@@ -14,19 +14,8 @@ let home: string;
 let outside: string;
 
 /** Runs auraescript with HOME pointing at a home whose ~/.aurae/config reaches the test daemon. */
-function auraescript(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AURAESCRIPT, ...args], { env: { ...process.env, HOME: home, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function auraescript(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return runNode(AURAESCRIPT, args, { env: { HOME: home, ...env } });
 }
 
 before(async () => {
@@ -67,10 +56,10 @@ test("discovery and grpc_health modules answer, print shows objects as JSON", as
   assert.match(r.stdout, /^Discovered: \{\n  "healthy": true,\n  "version": "\d+\.\d+\.\d+[^"]*"\n\}\nHealth: \{"status":1\}\n$/);
 });
 
-test("createClient takes Aurae's option names without a kind, and imports without .ts resolve", async () => {
+test("createClient takes Aurae's {kind: 'opts', ...} and the same without a kind; imports without .ts resolve", async () => {
   const r = await auraescript([join(FIXTURES, "create_client_opts.ts"), d.configPath], { HOME: "/nonexistent" });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, "healthy true\n");
+  assert.equal(r.stdout, "kind opts: healthy true\ninferred: healthy true\n");
 });
 
 test("service clients built without a client use the config search, helpers.print prints", async () => {

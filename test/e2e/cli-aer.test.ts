@@ -1,45 +1,38 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AURAED, REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ebpfMissing } from "../helpers/ebpf.js";
+import { run, runNode, type Run } from "../helpers/run.js";
 
 const AER = join(REPO, "bin/aer.js");
 let d: TestDaemon;
 const tmp = mkdtempSync(join(tmpdir(), "aurae-aer-e2e-"));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts `aer` with the test daemon's config; `interruptAfter` sends SIGINT once stdout matches. */
-function aer(args: string[], opts: { env?: NodeJS.ProcessEnv; config?: string | null; interruptWhen?: RegExp; timeoutMs?: number } = {}): Promise<Run> {
+/**
+ * Runs `aer` with the test daemon's config; `interruptWhen` sends SIGINT once stdout matches,
+ * `interruptOn` once that promise resolves. A run still going after `timeoutMs` is killed (code null).
+ */
+function aer(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; config?: string | null; interruptWhen?: RegExp; interruptOn?: Promise<unknown>; timeoutMs?: number } = {},
+): Promise<Run> {
   const config = opts.config === undefined ? d.configPath : opts.config;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AER, ...(config ? ["--config", config] : []), ...args], {
-      env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let sent = false;
-    child.stdout.on("data", (b) => {
-      stdout += b;
-      if (opts.interruptWhen && !sent && opts.interruptWhen.test(stdout)) {
-        sent = true;
-        child.kill("SIGINT");
-      }
-    });
-    child.stderr.on("data", (b) => (stderr += b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  let sent = false;
+  const interrupt = (child: ChildProcess) => {
+    if (!sent && child.exitCode === null) child.kill("SIGINT");
+    sent = true;
+  };
+  return runNode(AER, [...(config ? ["--config", config] : []), ...args], {
+    env: opts.env,
+    timeoutMs: opts.timeoutMs,
+    onSpawn: (child) => void opts.interruptOn?.then(() => interrupt(child)),
+    onStdout: (stdout, child) => {
+      if (opts.interruptWhen?.test(stdout)) interrupt(child);
+    },
   });
 }
 
@@ -143,19 +136,57 @@ describe("aer cell against a live daemon", () => {
     assert.equal(r.stdout, "one\ntwo\n");
   });
 
-  test("observe signals --cell shows the SIGTERM of a stop, or says why it cannot", async (t) => {
+  test("observe signals --cell shows the SIGTERM of a stop (skips only where the eBPF object is not built)", async (t) => {
     const probe = await aer(["observe", "signals", "--cell", "web"], { timeoutMs: 2000 });
-    if (probe.code === 3 || probe.code === 10) {
-      t.skip(`signals unavailable here: ${probe.stderr.trim()}`);
+    if ((probe.code === 3 || probe.code === 10) && ebpfMissing()) {
+      t.skip(`signals unavailable here (${ebpfMissing()}): ${probe.stderr.trim()}`);
       return;
     }
     const watching = aer(["observe", "signals", "--cell", "web/api"], { interruptWhen: /SIGTERM \(15\) -> pid \d+/, timeoutMs: 15_000 });
-    await new Promise((r) => setTimeout(r, 700)); // let the stream attach before the stop
+    const watchingJson = aer(["--json", "observe", "signals", "--cell", "web/api"], { interruptWhen: /"signal":15/, timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 700)); // let the streams attach before the stop
     const stop = await aer(["cell", "stop", "web/api", "srv"]);
     assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(stop.stdout, "stopped 'srv' in cell 'web/api'\n");
     const r = await watching;
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^SIGTERM \\(15\\) -> pid ${pid}( \\(cell 'web/api'\\))?$`, "m"));
+    assert.match(r.stdout, new RegExp(`^SIGTERM \\(15\\) -> pid ${pid} \\(cell 'web/api'\\)$`, "m"));
+    const j = await watchingJson;
+    assert.equal(j.code, 0, j.stderr);
+    const docs = j.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(docs.find((x) => x.signal === 15), { signal: 15, processId: pid, cellName: "web/api" });
+  });
+
+  test("--timeout-ms on a slow call (stopping an executable that ignores SIGTERM) exits 9 with DEADLINE_EXCEEDED", async () => {
+    const s = await aer(["cell", "start", "web", "stubborn", "--command", "trap '' TERM; sleep 60"]);
+    assert.equal(s.code, 0, s.stderr);
+    // the daemon waits its stop grace (2 s in tests) before SIGKILL: longer than the deadline
+    const r = await aer(["--timeout-ms", "300", "cell", "stop", "web", "stubborn"]);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /^error: DEADLINE_EXCEEDED: /);
+    assert.equal(r.stdout, "");
+  });
+
+  test("Ctrl-C during a unary call exits 130 with CANCELLED (an interrupted stream ends with 0, above)", async () => {
+    const s = await aer(["--json", "cell", "start", "web", "stubborn2", "--command", "trap 'echo got-term' TERM; while :; do sleep 0.1; done"]);
+    assert.equal(s.code, 0, s.stderr);
+    // interrupt the stop once the executable has its SIGTERM, while the daemon waits out the grace
+    const termed = aer(["observe", "output", String(JSON.parse(s.stdout).pid)], { interruptWhen: /got-term/, timeoutMs: 15_000 });
+    const r = await aer(["cell", "stop", "web", "stubborn2"], { interruptOn: termed });
+    assert.equal((await termed).code, 0);
+    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.stderr, "error: CANCELLED: interrupted before the daemon answered\n");
+  });
+
+  test("a reader that goes away (aer ... | head -n 1) ends a stream without an EPIPE crash", async () => {
+    const s = await aer(["--json", "cell", "start", "web", "chatty", "--command", "while true; do echo x; sleep 0.05; done"]);
+    const cpid = JSON.parse(s.stdout).pid;
+    const { stdout: out, stderr: err } = await run("bash", ["-c", `"${process.execPath}" "${AER}" --config "${d.configPath}" observe output ${cpid} | head -n 1; echo "status \${PIPESTATUS[0]}"`], {
+      timeoutMs: 15_000,
+    });
+    assert.equal(out, "x\nstatus 0\n", err);
+    assert.equal(err, "");
+    assert.equal((await aer(["--json", "cell", "stop", "web", "chatty"])).stdout, "{}\n");
   });
 
   test("stop releases the name (a second stop exits 4); free removes the tree (a second free exits 4)", async () => {
@@ -166,7 +197,12 @@ describe("aer cell against a live daemon", () => {
     const free = await aer(["cell", "free", "web"]);
     assert.equal(free.code, 0, free.stderr);
     assert.equal(free.stdout, "freed cell 'web'\n");
-    assert.equal((await aer(["cell", "free", "web"])).code, 4);
+    const again2 = await aer(["--json", "cell", "free", "web"]);
+    assert.equal(again2.code, 4);
+    assert.equal(again2.stdout, "", "no JSON document for a failure");
+    assert.match(again2.stderr, /^error: NOT_FOUND: .*'web'/);
+    const freeJson = await aer(["--json", "cell", "allocate", "tmp-json"]).then(() => aer(["--json", "cell", "free", "tmp-json"]));
+    assert.deepEqual([freeJson.code, freeJson.stdout], [0, "{}\n"]);
     assert.equal((await aer(["cell", "list"])).stdout, "no cells\n");
   });
 });
@@ -175,24 +211,38 @@ describe("aer observe, vm, discovery, health", () => {
   test("observe daemon-logs prints the daemon's records and ends cleanly on Ctrl-C", async () => {
     const r = await aer(["--json", "observe", "daemon-logs"], { interruptWhen: /auraed started/ });
     assert.equal(r.code, 0, r.stderr);
-    const first = JSON.parse(r.stdout.split("\n")[0]!);
-    assert.ok("line" in first && "timestamp" in first);
+    const docs = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    for (const doc of docs) assert.deepEqual(Object.keys(doc).sort(), ["channel", "droppedBefore", "line", "timestamp"]);
+    const started = docs.find((x) => x.line.includes('"msg":"auraed started"'));
+    assert.ok(started && typeof started.timestamp === "number", r.stdout);
+    const human = await aer(["observe", "daemon-logs"], { interruptWhen: /auraed started/ });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^\{.*"msg":"auraed started".*\}$/m);
   });
 
-  test("vm list works, or exits 10 while micro-VMs are not built in", async () => {
-    const r = await aer(["vm", "list"]);
-    if (r.code === 10) {
-      assert.match(r.stderr, /^error: UNIMPLEMENTED: /);
+  test("every vm command answers with a status: exit 10 while micro-VMs are not built in, else list, validation and NOT_FOUND", async () => {
+    const list = await aer(["vm", "list"]);
+    if (list.code === 10) {
+      // this daemon has no VmService: each command must say so, never exit 0
+      for (const args of [["vm", "list"], ["vm", "allocate", "v1", "--kernel", "/nonexistent/vmlinux"], ["vm", "start", "v1"], ["vm", "stop", "v1"], ["vm", "free", "v1"]]) {
+        const r = await aer(args);
+        assert.equal(r.code, 10, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /^error: UNIMPLEMENTED: .+\n$/, args.join(" "));
+        assert.equal(r.stdout, "");
+      }
       return;
     }
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^(no virtual machines|ID\s+STATUS)/);
-  });
-
-  test("vm start of an unknown VM fails with a status, never exit 0", async () => {
-    const r = await aer(["vm", "start", "nope"]);
-    assert.ok(r.code === 4 || r.code === 10, `${r.code}: ${r.stderr}`);
-    assert.match(r.stderr, /^error: (NOT_FOUND|UNIMPLEMENTED): /);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^(no virtual machines|ID\s+STATUS\s+MEM\s+VCPUS\s+AURAED\s+KERNEL)\n/);
+    assert.ok(Array.isArray(JSON.parse((await aer(["--json", "vm", "list"])).stdout).machines));
+    const bad = await aer(["vm", "allocate", "v1", "--kernel", join(tmp, "no-vmlinux")]);
+    assert.equal(bad.code, 6, bad.stderr);
+    assert.match(bad.stderr, /^error: INVALID_ARGUMENT: .*kernel_img_path/);
+    for (const args of [["vm", "start", "nope"], ["vm", "stop", "nope"], ["vm", "free", "nope"]]) {
+      const r = await aer(args);
+      assert.equal(r.code, 4, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: NOT_FOUND: .*'nope'/, args.join(" "));
+    }
   });
 
   test("discovery discover reports healthy and the package version", async () => {
@@ -205,8 +255,11 @@ describe("aer observe, vm, discovery, health", () => {
   test("health check: SERVING exits 0; an unknown service exits 4", async () => {
     const ok = await aer(["health", "check", "--service", "aurae.cells.v0.CellService"]);
     assert.deepEqual([ok.code, ok.stdout], [0, "aurae.cells.v0.CellService: SERVING\n"]);
+    const json = await aer(["--json", "health", "check"]);
+    assert.deepEqual([json.code, JSON.parse(json.stdout)], [0, { service: "", status: "SERVING" }]);
     const unknown = await aer(["health", "check", "--service", "no.such.Service"]);
     assert.equal(unknown.code, 4);
+    assert.match(unknown.stderr, /^error: NOT_FOUND: .*no\.such\.Service/);
   });
 
   test("health watch prints the current status and keeps watching until Ctrl-C", async () => {
@@ -221,18 +274,41 @@ describe("aer observe, vm, discovery, health", () => {
     assert.match(r.stderr, /^error: UNAVAILABLE: /);
   });
 
-  test("a deadline that passes exits 9 with DEADLINE_EXCEEDED", async () => {
-    // an observe stream has no deadline, so use a unary call against a socket nobody accepts on
+  test("a peer that accepts but never answers: the deadline exits 9 with DEADLINE_EXCEEDED, and aer does not linger", async () => {
+    // grpc-js cannot cancel the pending TLS handshake, so aer must exit by itself once it is done
     const { createServer } = await import("node:net");
     const sock = join(tmp, "silent.sock");
-    const silent = createServer(() => undefined).listen(sock);
+    const held: import("node:net").Socket[] = [];
+    const silent = createServer((s) => held.push(s)).listen(sock);
     try {
-      const r = await aer(["--socket", sock, "--timeout-ms", "300", "discovery", "discover"]);
-      assert.ok(r.code === 9 || r.code === 3, `${r.code} ${r.stderr}`);
-      assert.match(r.stderr, /^error: (DEADLINE_EXCEEDED|UNAVAILABLE): /);
+      const r = await aer(["--socket", sock, "--timeout-ms", "300", "discovery", "discover"], { timeoutMs: 15_000 });
+      assert.equal(r.code, 9, `exit ${r.code} (null: killed after 15 s) ${r.stderr}`);
+      assert.match(r.stderr, /^error: DEADLINE_EXCEEDED: .*no connection to the daemon was established in time\)\n$/);
+      assert.equal(held.length, 1, "aer connected to the silent peer");
     } finally {
+      held.forEach((s) => s.destroy());
       silent.close();
     }
+  });
+});
+
+describe("aer against a daemon without eBPF", () => {
+  let bare: TestDaemon | undefined;
+  const noEbpf = join(tmp, "no-ebpf");
+  before(async () => {
+    mkdirSync(noEbpf);
+    bare = await startDaemon({ env: { AURAE_EBPF_DIR: noEbpf } });
+  });
+  after(async () => {
+    await bare?.stop();
+  });
+
+  test("observe signals exits 3 with UNAVAILABLE and the reason; the rest of the daemon answers", async () => {
+    const r = await aer(["observe", "signals"], { config: bare!.configPath, timeoutMs: 15_000 });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^error: UNAVAILABLE: .+\n$/);
+    assert.equal(r.stdout, "");
+    assert.equal((await aer(["health", "check"], { config: bare!.configPath })).code, 0);
   });
 });
 
@@ -274,10 +350,18 @@ describe("aer pki on a fresh machine", () => {
     assert.equal(readFileSync(join(home, ".aurae/pki/ca.crt"), "utf8"), ca);
   });
 
-  test("pki create refuses to replace a different config without --force (exit 5)", async () => {
-    const r = await aer(["--socket", join(tmp, "other.sock"), "pki", "create"], { env: { HOME: home }, config: null });
+  test("pki create refuses to replace a different config without --force (exit 5), before writing anything", async () => {
+    const r = await aer(["--socket", join(tmp, "other.sock"), "pki", "create", "--dir", join(tmp, "pki-refused")], { env: { HOME: home }, config: null });
     assert.equal(r.code, 5);
     assert.match(r.stderr, /^error: ALREADY_EXISTS: config '.*' exists and differs; pass --force/);
+    assert.ok(!existsSync(join(tmp, "pki-refused")), "no PKI was made");
+  });
+
+  test("pki create with a bad client name exits 6 and writes nothing", async () => {
+    const r = await aer(["pki", "create", "--dir", join(tmp, "pki-bad"), "--client", "no/slash", "--no-write-config"], { env: { HOME: home }, config: null });
+    assert.equal(r.code, 6);
+    assert.match(r.stderr, /^error: INVALID_ARGUMENT: create the PKI in '.*pki-bad': client name 'no\/slash' is invalid/);
+    assert.ok(!existsSync(join(tmp, "pki-bad")));
   });
 
   test("a daemon using the installed files serves aer using the written config, with no flags", async () => {
@@ -315,9 +399,10 @@ describe("aer pki on a fresh machine", () => {
   });
 
   test("pki create --install into a place it cannot write exits non-zero with the reason", async () => {
-    const r = await aer(["pki", "create", "--dir", join(tmp, "pki2"), "--no-write-config", "--install", "/proc/aurae-cannot-write"], { env: { HOME: home }, config: null });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^error: [A-Z_]+: .*aurae-cannot-write/);
+    // procfs answers ENOENT to mkdir although /proc exists: Node's recursive mkdir spins on it for ever
+    const r = await aer(["pki", "create", "--dir", join(tmp, "pki2"), "--no-write-config", "--install", "/proc/aurae-cannot-write"], { env: { HOME: home }, config: null, timeoutMs: 15_000 });
+    assert.equal(r.code, 7, `exit ${r.code} (null: killed after 15 s) ${r.stderr}`);
+    assert.equal(r.stderr, "error: FAILED_PRECONDITION: install the server side into '/proc/aurae-cannot-write': cannot create directory '/proc/aurae-cannot-write': '/proc' does not accept new directories\n");
   });
 });
 

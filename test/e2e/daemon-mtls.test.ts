@@ -1,7 +1,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { credentials as grpcCredentials, ChannelCredentials, type ServiceError, status } from "@grpc/grpc-js";
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
@@ -66,12 +66,17 @@ test("a plaintext client gets a transport failure, never a response", async () =
 });
 
 test("a client with a certificate from another CA is refused", async () => {
-  const foreign = await createDevPki({ dir: mkdtempSync(join(tmpdir(), "aurae-foreign-")), clients: ["mallory"] });
-  const pair = foreign.clients["mallory"]!;
-  // trusts our server CA, but presents a certificate signed by the foreign CA
-  const pki = await testPki();
-  const creds = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(pair.key), readFileSync(pair.crt));
-  await assert.rejects(discover(d.target, creds, 3000), (err: ServiceError) => err.code === status.UNAVAILABLE);
+  const dir = mkdtempSync(join(tmpdir(), "aurae-foreign-"));
+  try {
+    const foreign = await createDevPki({ dir, clients: ["mallory"] });
+    const pair = foreign.clients["mallory"]!;
+    // trusts our server CA, but presents a certificate signed by the foreign CA
+    const pki = await testPki();
+    const creds = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(pair.key), readFileSync(pair.crt));
+    await assert.rejects(discover(d.target, creds, 3000), (err: ServiceError) => err.code === status.UNAVAILABLE);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a client without any certificate is refused", async () => {
@@ -83,16 +88,20 @@ test("a client without any certificate is refused", async () => {
 test("a client with an expired certificate is refused", async () => {
   const pki = await testPki();
   const dir = mkdtempSync(join(tmpdir(), "aurae-expired-"));
-  const pair = await issueClientCert({
-    dir,
-    name: "expired",
-    caCrt: pki.caCrt,
-    caKey: pki.caKey,
-    notBefore: new Date(Date.now() - 10 * 86_400_000),
-    notAfter: new Date(Date.now() - 86_400_000),
-  });
-  const creds = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(pair.key), readFileSync(pair.crt));
-  await assert.rejects(discover(d.target, creds, 3000), (err: ServiceError) => err.code === status.UNAVAILABLE);
+  try {
+    const pair = await issueClientCert({
+      dir,
+      name: "expired",
+      caCrt: pki.caCrt,
+      caKey: pki.caKey,
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    const creds = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(pair.key), readFileSync(pair.crt));
+    await assert.rejects(discover(d.target, creds, 3000), (err: ServiceError) => err.code === status.UNAVAILABLE);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a good client's Discover succeeds over TCP when --socket host:port is given", async () => {

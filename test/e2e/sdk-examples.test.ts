@@ -1,34 +1,46 @@
-import { test, before, after } from "node:test";
+import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CellServiceClient, createClient } from "../../src/client/index.js";
 import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ebpfMissing } from "../helpers/ebpf.js";
+import { runNode, type Run } from "../helpers/run.js";
 
 const AURAESCRIPT = join(REPO, "bin/auraescript.js");
 let d: TestDaemon;
 
-function run(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AURAESCRIPT, join(REPO, file), "--config", d.configPath], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runExample(file: string, daemon: TestDaemon = d): Promise<Run> {
+  return runNode(AURAESCRIPT, [join(REPO, file), "--config", daemon.configPath], { timeoutMs: 60_000 });
 }
 
-/** Runs an example; a printed `skip: reason` becomes a skipped test. Returns stdout otherwise. */
-async function example(t: { skip(msg: string): void }, file: string): Promise<string | undefined> {
-  const r = await run(file);
+/** The names of the cells a daemon has (top level; children go with their parent). */
+async function cellNames(daemon: TestDaemon): Promise<(string | undefined)[]> {
+  const c = createClient({ kind: "path", path: daemon.configPath });
+  try {
+    return (await new CellServiceClient(c).list()).cells.map((n) => n.cell?.name);
+  } finally {
+    c.close();
+  }
+}
+
+const tested = new Set<string>();
+
+/**
+ * Runs an example and checks that it left no cell behind, whatever happened. A printed
+ * `skip: reason` becomes a skipped test, unless `mustRun` says why it may not skip here.
+ * Returns stdout otherwise.
+ */
+async function example(t: { skip(msg: string): void }, file: string, mustRun?: string): Promise<string | undefined> {
+  const daemon = d;
+  tested.add(file);
+  const r = await runExample(file, daemon);
+  assert.deepEqual(await cellNames(daemon), [], `${file} left cells behind`);
   assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
   const skip = /^skip: (.*)$/m.exec(r.stdout);
   if (skip) {
+    assert.equal(mustRun, undefined, `${file} skipped (${skip[1]}) although ${mustRun}`);
     t.skip(skip[1]!);
     return undefined;
   }
@@ -96,10 +108,11 @@ test("examples/isolation.ts sees the cell's hostname and only its own processes"
   assert.match(out, /^hostname inside: ex-isolated-\d+$/m);
   const n = Number(/^processes visible inside: (\d+)$/m.exec(out)?.[1]);
   assert.ok(n >= 1 && n <= 5, out);
+  assert.match(out, /^network interfaces inside: lo$/m);
 });
 
 test("examples/signals.ts sees the SIGTERM of a stop delivered into the cell", async (t) => {
-  const out = await example(t, "examples/signals.ts");
+  const out = await example(t, "examples/signals.ts", ebpfMissing() ? undefined : "the eBPF object is built");
   if (out === undefined) return;
   assert.match(out, /^saw SIGTERM delivered to pid \d+$/m);
 });
@@ -120,13 +133,27 @@ test("examples/vms.ts runs a micro-VM through its lifecycle", async (t) => {
   assert.match(out, /^stopped ex-vm-\d+$/m);
 });
 
-test("no example leaves a cell behind", async () => {
-  const { createClient, CellServiceClient } = await import("../../src/client/index.js");
-  const c = createClient({ kind: "path", path: d.configPath });
-  try {
-    const { cells } = await new CellServiceClient(c).list();
-    assert.deepEqual(cells.map((n) => n.cell?.name), []);
-  } finally {
-    c.close();
-  }
+describe("on a daemon without eBPF (as on a machine where the signal tracer is not built)", () => {
+  let bare: TestDaemon | undefined;
+  const noEbpf = mkdtempSync(join(tmpdir(), "aurae-no-ebpf-"));
+  before(async () => {
+    bare = await startDaemon({ env: { AURAE_EBPF_DIR: noEbpf } });
+  });
+  after(async () => {
+    await bare?.stop();
+    rmSync(noEbpf, { recursive: true, force: true });
+  });
+
+  test("examples/signals.ts prints why it skips, exits 0 and frees its cell", async () => {
+    const r = await runExample("examples/signals.ts", bare);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^skip: signal tracing: UNAVAILABLE: .+$/m);
+    assert.deepEqual(await cellNames(bare!), []);
+  });
+});
+
+test("every example in examples/ is run by a test above", () => {
+  const files = readdirSync(join(REPO, "examples")).filter((f) => f.endsWith(".ts") && f !== "connect.ts").map((f) => `examples/${f}`);
+  files.push(...readdirSync(join(REPO, "examples/sdk")).map((f) => `examples/sdk/${f}`));
+  assert.deepEqual(files.filter((f) => !tested.has(f)), []);
 });

@@ -1,6 +1,6 @@
 import { ChannelCredentials } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { clientConfigToml, SERVER_NAME, type DevPki } from "../../src/pki/pki.js";
@@ -52,6 +52,34 @@ export async function clientCredentials(client = "nova"): Promise<ChannelCredent
 }
 
 export const CLIENT_OPTIONS = { "grpc.ssl_target_name_override": SERVER_NAME, "grpc.default_authority": SERVER_NAME };
+
+/** Removes `<hierarchy>/<name>` and the empty cgroups below it in every mounted hierarchy (rmdir only: a cgroup with processes stays). */
+function removeEmptyCgroups(name: string): void {
+  const root = "/sys/fs/cgroup";
+  let hierarchies: string[];
+  try {
+    hierarchies = readdirSync(root).map((h) => join(root, h));
+  } catch {
+    return;
+  }
+  for (const top of [...hierarchies, root].map((h) => join(h, name))) {
+    const walk = (d: string) => {
+      let entries;
+      try {
+        entries = readdirSync(d, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) walk(join(d, e.name));
+      try {
+        rmdirSync(d);
+      } catch {
+        // not empty of processes, or already gone
+      }
+    };
+    walk(top);
+  }
+}
 
 /** Starts a real auraed (from dist/) with a temp PKI, runtime dir and socket. */
 export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
@@ -133,16 +161,17 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     logs,
     waitForLog,
     async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30000) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        rmSync(dir, { recursive: true, force: true });
-        return child.exitCode;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+        await exited;
+        clearTimeout(timer);
       }
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-      const code = await exited;
-      clearTimeout(timer);
       rmSync(dir, { recursive: true, force: true });
-      return code;
+      // a daemon that died (killed, crashed) could not remove its cgroups: the test does, so
+      // nothing stays behind; after a clean exit 0 they must already be gone (tests check that)
+      if (child.exitCode !== 0) removeEmptyCgroups(cgroupParent);
+      return child.exitCode;
     },
   };
   if (opts.waitReady !== false) await waitForLog(/"msg":"auraed started"/);

@@ -2,13 +2,20 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 import { PassThrough } from "node:stream";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testPki } from "../helpers/pki.js";
 import { startFakeDaemon, type FakeDaemon } from "../../src/client/testing.js";
 import { clientConfigToml } from "../../src/pki/pki.js";
-import { runAer } from "../../src/cli/aer.js";
+import { buildProgram, runAer } from "../../src/cli/aer.js";
+import type { Command } from "commander";
+import { CellServiceService } from "../../src/api/aurae/cells/v0/cells.js";
+import { DiscoveryServiceService } from "../../src/api/aurae/discovery/v0/discovery.js";
+import { ObserveServiceService } from "../../src/api/aurae/observe/v0/observe.js";
+import { VmServiceService } from "../../src/api/aurae/vms/v0/vms.js";
+import { HealthService } from "../../src/api/grpc/health/v1/health.js";
 
 let fake: FakeDaemon;
 let cfg: string;
@@ -290,6 +297,26 @@ describe("aer vm, discovery, health", () => {
   });
 });
 
+describe("aer pki (no daemon involved)", () => {
+  test("create --dns-name adds names to the server certificate, keeping server.unsafe.aurae.io and localhost", async () => {
+    const dir = join(tmp, "pki-dns");
+    const r = await aer(["--json", "pki", "create", "--dir", dir, "--dns-name", "node1.example", "--dns-name", "node1", "--no-write-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.serverCrt, join(dir, "_signed.server.crt"));
+    assert.equal(doc.configPath, null);
+    const server = new X509Certificate(readFileSync(doc.serverCrt));
+    for (const name of ["server.unsafe.aurae.io", "localhost", "node1.example", "node1"]) assert.equal(server.checkHost(name), name, name);
+  });
+
+  test("the global --server-name is not taken for a certificate name", async () => {
+    const dir = join(tmp, "pki-global");
+    const r = await aer(["--server-name", "elsewhere.example", "pki", "create", "--dir", dir, "--no-write-config"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(new X509Certificate(readFileSync(join(dir, "_signed.server.crt"))).checkHost("elsewhere.example"), undefined);
+  });
+});
+
 describe("global options and errors", () => {
   test("--socket overrides the config's socket", async () => {
     const r = await aer(["--socket", join(tmp, "nothing.sock"), "--timeout-ms", "3000", "discovery", "discover"]);
@@ -306,17 +333,23 @@ describe("global options and errors", () => {
     assert.equal(err, `error: CONFIG: config '${join(tmp, "none")}': no such file\n`);
   });
 
-  test("--help of every command shows an example", async () => {
-    const paths = [
-      ["cell", "allocate"], ["cell", "free"], ["cell", "start"], ["cell", "stop"], ["cell", "list"],
-      ["observe", "daemon-logs"], ["observe", "output"], ["observe", "signals"],
-      ["vm", "allocate"], ["vm", "start"], ["vm", "stop"], ["vm", "free"], ["vm", "list"],
-      ["discovery", "discover"], ["health", "check"], ["health", "watch"], ["pki", "create"], ["pki", "client"], ["completion"],
-    ];
-    for (const p of paths) {
+  test("--help of every command (walked from the program, so none is missed) shows an example of itself", async () => {
+    const program = buildProgram({ stdout: new PassThrough(), stderr: new PassThrough() }, { code: 0 });
+    const paths: string[][] = [];
+    const walk = (cmd: Command, path: string[]) => {
+      for (const c of cmd.commands) {
+        if (c.name() === "help") continue;
+        paths.push([...path, c.name()]);
+        walk(c, [...path, c.name()]);
+      }
+    };
+    walk(program, []);
+    assert.ok(paths.length >= 22, `only ${paths.length} commands found`);
+    for (const p of [[], ...paths]) {
       const r = await aer([...p, "--help"]);
       assert.equal(r.code, 0, p.join(" "));
-      assert.match(r.stdout, /Examples?:\n  \$ .*aer /, p.join(" "));
+      // an "Example(s):" section with at least one line that runs this very command
+      assert.match(r.stdout, new RegExp(`\\nExamples?:\\n(  \\$ .*\\n)*  \\$ .*\\baer ${p.join(" ")}`), `${p.join(" ") || "aer"}:\n${r.stdout}`);
     }
   });
 
@@ -325,4 +358,23 @@ describe("global options and errors", () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^error: USAGE: unknown command 'frobnicate'/m);
   });
+});
+
+test("every RPC of every service is reached by an aer command", async () => {
+  const commands = [
+    ["cell", "allocate", "a"], ["cell", "free", "a"], ["cell", "start", "a", "e", "--command", "true"], ["cell", "stop", "a", "e"], ["cell", "list"],
+    ["observe", "output", "1"], ["observe", "signals"],
+    ["vm", "allocate", "v", "--kernel", "/k"], ["vm", "start", "v"], ["vm", "stop", "v"], ["vm", "free", "v"], ["vm", "list"],
+    ["discovery", "discover"], ["health", "check"], ["health", "watch"],
+  ];
+  for (const c of commands) await aer(c);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 100);
+  await aer(["observe", "daemon-logs"], ac.signal);
+  const rpcs = [CellServiceService, ObserveServiceService, VmServiceService, DiscoveryServiceService, HealthService].flatMap((def) =>
+    Object.values(def).map((m) => (m as { path: string }).path.slice(1)),
+  );
+  assert.equal(rpcs.length, 16);
+  const called = new Set(fake.calls.map((c) => c.method));
+  assert.deepEqual(rpcs.filter((r) => !called.has(r)), []);
 });

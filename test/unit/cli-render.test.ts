@@ -2,6 +2,9 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { PassThrough } from "node:stream";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { formatBytes, parseBytes, intArg } from "../../src/cli/units.js";
 import { drawCellTree, cellLimits } from "../../src/cli/tree.js";
@@ -84,6 +87,23 @@ describe("errors and exit statuses", () => {
     assert.equal(describeError(new CliError("USAGE", "u")).exitCode, EXIT.USAGE);
     assert.deepEqual(describeError(new Error("boom")), { codeName: "UNKNOWN", message: "boom", exitCode: 1 });
   });
+  test("docs/cli.md's exit status table is what aer does, for every code it names", () => {
+    const doc = readFileSync(join(import.meta.dirname, "../../docs/cli.md"), "utf8");
+    const table = doc.slice(doc.indexOf("| exit | code |"), doc.indexOf("\n\n", doc.indexOf("| exit | code |")));
+    const rows = [...table.matchAll(/^\| (\d+) \| (.*) \|$/gm)];
+    assert.ok(rows.length >= 12, table);
+    let checked = 0;
+    for (const [, exit, text] of rows) {
+      for (const [, name] of text!.matchAll(/`([A-Z_]+)`/g)) {
+        const code = (status as unknown as Record<string, number>)[name!];
+        const got = code !== undefined ? describeError(new AuraeClientError(code, "m")).exitCode : new CliError(name!, "m").exitCode;
+        assert.equal(got, Number(exit), `${name} is documented as exit ${exit}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 16, `only ${checked} codes checked`);
+  });
+
   test("a stream renders one compact JSON document per line", async () => {
     const out = new PassThrough();
     let s = "";
@@ -120,9 +140,36 @@ describe("shell completion", () => {
     assert.deepEqual(complete(["aer", "cell", "a"]), ["allocate"]);
     assert.ok(complete(["aer", "--json", "cell", "allocate", "web", "--memory-m"]).includes("--memory-max"));
     assert.deepEqual(complete(["aer", "--socket", "x", "vm", "l"]), ["list"]);
+    assert.deepEqual(complete(["aer", "cell", "allocate", "web", "--memory-max", ""]), [""], "a value is not completed from the word list");
+    const dir = mkdtempSync(join(tmpdir(), "aurae-completion-"));
+    try {
+      writeFileSync(join(dir, "my.toml"), "");
+      const files = spawnSync("bash", ["-c", `${script}\nCOMP_WORDS=(aer --config m); COMP_CWORD=2; _aer; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8", cwd: dir });
+      assert.equal(files.stdout, "my.toml\n", "a path option completes file names");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  test("the zsh script is valid zsh", { skip: spawnSync("zsh", ["--version"]).error ? "zsh is not installed here" : false }, () => {
+  const noZsh = spawnSync("zsh", ["--version"]).error ? "zsh is not installed here (scripts/setup.sh installs it)" : false;
+
+  test("the zsh script is valid zsh", { skip: noZsh }, () => {
     execFileSync("zsh", ["-n"], { input: zshCompletion(table) });
+  });
+
+  test("the zsh script offers the words of the command being typed, and files after a path option", { skip: noZsh }, () => {
+    // outside a completion widget `words` and `CURRENT` are plain parameters; compadd and _files are stubbed to print
+    const offered = (line: string[]) =>
+      spawnSync(
+        "zsh",
+        ["-f", "-c", `compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }\n_files() { print -- '<files>'; }\neval "$AER_COMPLETION"\nwords=(${line.map((w) => `'${w}'`).join(" ")}); CURRENT=${line.length}; _aer`],
+        { encoding: "utf8", env: { ...process.env, AER_COMPLETION: zshCompletion(table) } },
+      ).stdout.trim().split("\n").filter((w) => w !== "");
+    assert.deepEqual(offered(["aer", ""]), table.words[""]);
+    assert.deepEqual(offered(["aer", "cell", ""]), table.words["cell"]);
+    assert.deepEqual(offered(["aer", "--socket", "x", "vm", ""]), table.words["vm"]);
+    assert.ok(offered(["aer", "--json", "cell", "allocate", "web", "--m"]).includes("--memory-max"));
+    assert.deepEqual(offered(["aer", "--config", ""]), ["<files>"]);
+    assert.deepEqual(offered(["aer", "cell", "allocate", "web", "--memory-max", ""]), [], "a value is not completed from the word list");
   });
 });

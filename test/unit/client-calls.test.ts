@@ -16,6 +16,11 @@ import {
   createClient,
   cells as cellsNs,
 } from "../../src/client/index.js";
+import { CellServiceService } from "../../src/api/aurae/cells/v0/cells.js";
+import { DiscoveryServiceService } from "../../src/api/aurae/discovery/v0/discovery.js";
+import { ObserveServiceService } from "../../src/api/aurae/observe/v0/observe.js";
+import { VmServiceService } from "../../src/api/aurae/vms/v0/vms.js";
+import { HealthService } from "../../src/api/grpc/health/v1/health.js";
 
 let fake: FakeDaemon;
 let streamCancelled: Promise<void>;
@@ -189,4 +194,38 @@ test("a missing socket fails with UNAVAILABLE and says the socket does not exist
   } finally {
     c.close();
   }
+});
+
+test("every RPC of every service has a typed method: unary ones return promises, streaming ones async iterables", async () => {
+  const pairs = [
+    [CellServiceClient, CellServiceService],
+    [ObserveServiceClient, ObserveServiceService],
+    [VmServiceClient, VmServiceService],
+    [DiscoveryServiceClient, DiscoveryServiceService],
+    [HealthClient, HealthService],
+  ] as const;
+  const client = fake.client();
+  let n = 0;
+  for (const [Ctor, def] of pairs) {
+    const svc = new Ctor(client) as unknown as Record<string, (req: object) => unknown>;
+    for (const [key, method] of Object.entries(def)) {
+      const path = (method as { path: string }).path.slice(1);
+      assert.equal(typeof svc[key], "function", `${Ctor.name}.${key} for ${path}`);
+      const out = svc[key]!({});
+      if ((method as { responseStream: boolean }).responseStream) {
+        assert.equal(typeof (out as AsyncIterable<unknown>)[Symbol.asyncIterator], "function", `${path} returns an async iterable`);
+        (out as { cancel(): void }).cancel();
+      } else {
+        assert.ok(out instanceof Promise, `${path} returns a promise`);
+        // unscripted methods fail with UNIMPLEMENTED, naming the method; that they arrive at all is the point
+        await (out as Promise<unknown>).catch((e: AuraeClientError) => assert.equal(e.method, path));
+      }
+      n++;
+    }
+  }
+  assert.equal(n, 16);
+  assert.ok(
+    ["Allocate", "Free", "Start", "Stop", "List"].every((rpc) => fake.calls.some((c) => c.method === `aurae.vms.v0.VmService/${rpc}`)),
+    "the calls reached the daemon under their wire names",
+  );
 });

@@ -154,6 +154,6 @@ export function cellCommand(run: Runner): Command {
     "aer cell list --json",
   );
 
-  return cell;
+  return example(cell, "aer cell allocate web --cpu-max 50000", 'aer cell start web srv --command "sleep 60"', "aer cell list");
 }
 

@@ -17,5 +17,5 @@ export function discoveryCommand(run: Runner): Command {
     "aer discovery discover",
     "aer --socket 127.0.0.1:8080 discovery discover --json",
   );
-  return discovery;
+  return example(discovery, "aer discovery discover");
 }

@@ -44,5 +44,5 @@ export function healthCommand(run: Runner): Command {
       ),
     "aer health watch",
   );
-  return health;
+  return example(health, "aer health check", "aer health watch --json");
 }

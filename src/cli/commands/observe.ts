@@ -93,5 +93,5 @@ export function observeCommand(run: Runner): Command {
     "aer observe signals",
     "aer observe signals --cell web --json",
   );
-  return observe;
+  return example(observe, "aer observe daemon-logs", "aer observe output 4242 --stderr", "aer observe signals --cell web");
 }

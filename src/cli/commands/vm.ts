@@ -130,5 +130,5 @@ export function vmCommand(run: Runner): Command {
       ),
     "aer vm list",
   );
-  return vm;
+  return example(vm, "aer vm allocate vm1 --kernel /var/lib/aurae/vm/kernel/vmlinux", "aer vm start vm1", "aer vm list");
 }
