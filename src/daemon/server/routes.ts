@@ -1,8 +1,8 @@
-import { status } from "@grpc/grpc-js";
 import { CellServiceService } from "../../api/aurae/cells/v0/cells.js";
 import { ObserveServiceService } from "../../api/aurae/observe/v0/observe.js";
 import { VmServiceService } from "../../api/aurae/vms/v0/vms.js";
 import type { DaemonContext, ServiceModule } from "../context.js";
+import { createVmService } from "../vms/service.js";
 import { unavailableModule } from "./unimplemented.js";
 
 /**
@@ -36,6 +36,13 @@ export async function buildAuraeServices(ctx: DaemonContext): Promise<ServiceMod
       ? observeMod.createObserveService(ctx, { directory: cells.directory })
       : unavailableModule("aurae.observe.v0.ObserveService", ObserveServiceService, "observe is not built into this daemon yet"),
   );
-  modules.push(unavailableModule("aurae.vms.v0.VmService", VmServiceService, "micro-VMs are not built into this daemon yet", status.UNIMPLEMENTED));
+  // Each VM's QEMU runs in a cell of its own; without the cells domain it would run unlimited,
+  // which a daemon never does. The daemon shuts modules down in reverse order: VMs (powered
+  // off and freed) before the cells they run in.
+  modules.push(
+    cells
+      ? createVmService(ctx, { cells: cells.domain })
+      : unavailableModule("aurae.vms.v0.VmService", VmServiceService, "micro-VMs need the cells domain, which is not built into this daemon"),
+  );
   return modules;
 }
