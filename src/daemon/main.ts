@@ -68,6 +68,12 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const opts = parseArgs(argv);
   const logger = new Logger({ level: opts.verbose ? "debug" : "info" });
   const mode = chooseMode(opts);
+  // Installed before anything slow: a SIGTERM while starting (as pid 1: a power-off request
+  // during boot, which would otherwise be ignored) shuts down as soon as the daemon is up.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   const ctx: DaemonContext = {
     mode,
     version: VERSION,
@@ -98,10 +104,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   serving = true;
   logger.info("auraed started", { version: VERSION, mode, pid: process.pid });
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   logger.info("shutting down", { signal });
   serving = false;
   health.shutdown();
