@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import {
   chmodSync, copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, lstatSync, mkdirSync, readFileSync,
-  readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync,
+  readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -17,7 +17,7 @@ import { GUEST_MODULES, resolveModules } from "./modules.js";
 import { distFiles, hashFiles, packageFiles, runtimePackages, sha256File } from "./tree.js";
 
 /** Bump when the layout of the image changes, so cached images are rebuilt. */
-const BUILDER_VERSION = "3";
+const BUILDER_VERSION = "4";
 
 /** Where the guest finds things; the guest's pid1 boot reads GUEST_MODULE_LIST. */
 export const GUEST_APP_DIR = "/opt/aurae";
@@ -58,6 +58,8 @@ export interface BuildVmImageOptions {
   compression?: "gzip" | "none";
   /** Extra names the guest certificate carries as DNS SANs (server.unsafe.aurae.io is always there). */
   serverNames?: string[];
+  /** Point `<libraryDir>/vm-images/current` at the result (the CLI does; tests do not). */
+  linkCurrent?: boolean;
   onProgress?: (p: BuildProgress) => void;
 }
 
@@ -73,6 +75,8 @@ export interface VmImage {
   /** true when nothing had to be built */
   cached: boolean;
   initramfsBytes: number;
+  /** `<libraryDir>/vm-images/current` when linkCurrent was set: a stable path to this image */
+  current?: string;
 }
 
 interface BaseImage {
@@ -132,6 +136,7 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   const image = (cached: boolean): VmImage => ({
     dir, kernel: join(dir, IMAGE_KERNEL), initramfs: join(dir, IMAGE_INITRAMFS), kernelRelease: kernel.release, id, cached,
     initramfsBytes: statSync(join(dir, IMAGE_INITRAMFS)).size,
+    ...(opts.linkCurrent ? { current: linkCurrent(root, id) } : {}),
   });
   if (existsSync(join(dir, "manifest.json"))) {
     progress({ step: "done", message: `image ${id} (cached) in ${dir}` });
@@ -167,6 +172,16 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   return image(false);
 }
 
+/** Points `<root>/current` at images/<id> (a new symlink renamed over the old one: never missing). */
+function linkCurrent(root: string, id: string): string {
+  const link = join(root, "current");
+  const tmp = join(root, `.current-${process.pid}`);
+  rmSync(tmp, { force: true });
+  symlinkSync(join("images", id), tmp);
+  renameSync(tmp, link);
+  return link;
+}
+
 function hardlinkOrCopy(from: string, to: string): void {
   try {
     linkSync(from, to);
@@ -183,6 +198,10 @@ async function tlsOverlay(opts: BuildVmImageOptions): Promise<Buffer> {
       dir, caCrt: opts.caCrt, caKey: opts.caKey, names: [SERVER_NAME, "localhost", ...(opts.serverNames ?? [])],
       ips: ["127.0.0.1", "::1", "10.0.2.15"],
     });
+    // A key that does not belong to the certificate would give the guest a certificate nobody trusts.
+    if (!new X509Certificate(readFileSync(pair.crt)).verify(new X509Certificate(readFileSync(opts.caCrt)).publicKey)) {
+      throw new Error(`CA key '${opts.caKey}' does not belong to CA certificate '${opts.caCrt}'`);
+    }
     const sink = new PassThrough();
     const chunks: Buffer[] = [];
     sink.on("data", (c: Buffer) => chunks.push(c));
@@ -262,6 +281,8 @@ async function buildBase(
     await cpio.charDevice("dev/console", 5, 1);
     await cpio.symlink("var/run", "/run");
     await cpio.file("init", Buffer.from(initScript()), 0o755);
+    // /sbin/init too (not busybox's init), for a kernel told init=/sbin/init
+    await cpio.symlink("sbin/init", "/init");
     await cpio.file("etc/passwd", Buffer.from("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"));
     await cpio.file("etc/group", Buffer.from("root:x:0:\nnogroup:x:65534:\n"));
     await cpio.file("etc/hosts", Buffer.from("127.0.0.1 localhost\n::1 localhost\n"));

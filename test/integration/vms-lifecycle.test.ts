@@ -20,7 +20,7 @@ import type { DaemonContext } from "../../src/daemon/context.js";
 import { detectCgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
 import { testPki } from "../helpers/pki.js";
-import { call, guestClients, makeExt4Image, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason } from "./vms-helpers.js";
+import { call, guestClients, makeExt4Image, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason } from "../helpers/vms.js";
 
 const SKIP = vmSkipReason();
 

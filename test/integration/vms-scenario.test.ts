@@ -13,7 +13,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { Cell, type CellGraphNode } from "../../src/api/aurae/cells/v0/cells.js";
 import { VirtualMachine, VmServiceClient } from "../../src/api/aurae/vms/v0/vms.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { call, guestClients, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason, type GuestClients } from "./vms-helpers.js";
+import { call, guestClients, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason, type GuestClients } from "../helpers/vms.js";
 
 const SKIP = vmSkipReason() || (fs.existsSync(path.resolve(import.meta.dirname, "../../bin/auraed.js")) ? false : "bin/auraed.js missing");
 

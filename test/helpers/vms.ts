@@ -11,7 +11,7 @@ import { CellServiceClient } from "../../src/api/aurae/cells/v0/cells.js";
 import { DiscoveryServiceClient } from "../../src/api/aurae/discovery/v0/discovery.js";
 import { LogChannelType, ObserveServiceClient } from "../../src/api/aurae/observe/v0/observe.js";
 import { buildVmImage, type VmImage } from "../../src/vmimage/build.js";
-import { testPki } from "../helpers/pki.js";
+import { testPki } from "./pki.js";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
 export const VM_CACHE = path.join(REPO, ".cache/vm-test");
