@@ -1,31 +1,21 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { runNode, type RunResult } from "../helpers/run.js";
+import { removeTestImage, testImage, vmSkipReason } from "../helpers/vms.js";
 
 const AURAESCRIPT = join(REPO, "bin/auraescript.js");
 let d: TestDaemon;
 
-function run(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AURAESCRIPT, join(REPO, file), "--config", d.configPath], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(file: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+  return runNode([AURAESCRIPT, join(REPO, file), "--config", d.configPath], { env, timeoutMs });
 }
 
 /** Runs an example; a printed `skip: reason` becomes a skipped test. Returns stdout otherwise. */
-async function example(t: { skip(msg: string): void }, file: string): Promise<string | undefined> {
-  const r = await run(file);
+async function example(t: { skip(msg: string): void }, file: string, env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<string | undefined> {
+  const r = await run(file, env, timeoutMs);
   assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
   const skip = /^skip: (.*)$/m.exec(r.stdout);
   if (skip) {
@@ -107,17 +97,26 @@ test("examples/signals.ts sees the SIGTERM of a stop delivered into the cell", a
 test("examples/health.ts: every service SERVING and a first Watch update", async (t) => {
   const out = (await example(t, "examples/health.ts"))!;
   assert.match(out, /^auraed \S+, healthy: true$/m);
-  for (const s of ["(daemon)", "aurae.cells.v0.CellService", "aurae.discovery.v0.DiscoveryService", "aurae.observe.v0.ObserveService"]) {
+  for (const s of ["(daemon)", "aurae.cells.v0.CellService", "aurae.discovery.v0.DiscoveryService", "aurae.observe.v0.ObserveService", "aurae.vms.v0.VmService"]) {
     assert.match(out, new RegExp(`^${s.replace(/[().]/g, "\\$&")}: SERVING$`, "m"));
   }
   assert.match(out, /^watch: SERVING$/m);
 });
 
-test("examples/vms.ts runs a micro-VM through its lifecycle", async (t) => {
-  const out = await example(t, "examples/vms.ts");
-  if (out === undefined) return;
-  assert.match(out, /^started ex-vm-\d+; its auraed listens on \S+$/m);
-  assert.match(out, /^stopped ex-vm-\d+$/m);
+test("examples/vms.ts runs a micro-VM through its lifecycle and reaches the auraed inside", { timeout: 300_000 }, async (t) => {
+  const why = vmSkipReason();
+  if (why) return t.skip(why);
+  // A guest image whose certificate the test PKI signed (the daemon's and the client's CA).
+  const image = await testImage();
+  try {
+    const out = (await example(t, "examples/vms.ts", { AURAE_VM_KERNEL: image.kernel }, 240_000))!;
+    assert.match(out, /^started ex-vm-\d+; its auraed listens on 127\.0\.0\.1:\d+$/m);
+    assert.match(out, /^guest auraed \d+\.\d+\.\d+\S* healthy=true$/m);
+    assert.match(out, /^listed ex-vm-\d+: running$/m);
+    assert.match(out, /^stopped ex-vm-\d+$/m);
+  } finally {
+    await removeTestImage();
+  }
 });
 
 test("no example leaves a cell behind", async () => {
