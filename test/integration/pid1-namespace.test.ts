@@ -164,10 +164,11 @@ describe("auraed as pid 1 of a new pid+mount+net namespace", { skip: SKIP }, () 
       fs.readdirSync(`/proc/${initPid}/task`).flatMap((t) =>
         fs.readFileSync(`/proc/${initPid}/task/${t}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
     const before = new Set(children());
-    // sh exits at once; its two sleeps are orphaned and reparented to the namespace's init.
-    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 0.3 & sleep 0.3 & echo $!"], { encoding: "utf8" });
+    // sh exits at once; its two sleeps are orphaned and reparented to the namespace's init. They
+    // live 1.5 s, so that a loaded machine still sees them as pid 1's children before they exit.
+    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 1.5 & sleep 1.5 & echo $!"], { encoding: "utf8" });
     assert.match(out.trim(), /^\d+$/);
-    const orphanWindow = Date.now() + 150;
+    const orphanWindow = Date.now() + 1000;
     let sawOrphan = false;
     while (Date.now() < orphanWindow) {
       if (children().some((p) => !before.has(p))) { sawOrphan = true; break; }
