@@ -1,37 +1,38 @@
 /**
- * Micro-VM boot: VmService Start to the first healthy Discover answered by the guest's auraed,
- * against the floor of booting the same kernel and initramfs with busybox as init printing a
- * marker (`rdinit=/bin/echo -- BOOT-MARKER`), under the same accelerator, alternating in the
- * same run. Both boots use the same QEMU command line builder.
+ * Micro-VM boot, through the real daemon: VmService Start (over mTLS, QEMU in the VM's cell) to
+ * the first healthy Discover answered by the guest's auraed, against the floor of booting the
+ * same kernel and initramfs with busybox as init printing a marker (`rdinit=/bin/echo --
+ * BOOT-MARKER`): same QEMU command line builder, same machine size, same accelerator (the
+ * daemon is told the one the floor uses), alternating in the same run.
  *
  * Usage: node --import tsx bench/vm-boot.ts [--runs N]    (root; builds the image if needed)
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { credentials } from "@grpc/grpc-js";
 import { DiscoveryServiceClient } from "../src/api/aurae/discovery/v0/discovery.js";
-import { Logger } from "../src/daemon/logger.js";
-import { processLauncher } from "../src/daemon/vms/launcher.js";
-import { parseVirtualMachine } from "../src/daemon/vms/validation.js";
-import { VmDomain } from "../src/daemon/vms/vm-domain.js";
-import { createDevPki } from "../src/pki/pki.js";
+import { VirtualMachine, VmServiceClient } from "../src/api/aurae/vms/v0/vms.js";
 import { acceleratorKernelArgs, detectAccelerator } from "../src/platform/qemu/accel.js";
-import { qemuArgv } from "../src/platform/qemu/argv.js";
-import { buildVmImage } from "../src/vmimage/build.js";
+import { qemuArgv, type Accelerator } from "../src/platform/qemu/argv.js";
+import { startDaemon } from "../test/helpers/daemon.js";
+import { call, GUEST_OPTIONS, guestCredentials, removeTestImage, testImage } from "../test/helpers/vms.js";
 import { renderTable, writeResults, type Row } from "./lib/report.js";
 import { nowMs, summarize } from "./lib/stats.js";
 
 const REPO = resolve(import.meta.dirname, "..");
+const MEM_MB = 1024;
+const VCPUS = 2;
 
-function busyboxMarkerBoot(kernel: string, initrd: string, accel: "kvm" | "tcg", dir: string): Promise<number> {
+/** QEMU spawn to the marker on the serial console; QEMU is killed then. */
+function markerBoot(kernel: string, initrd: string, accel: Accelerator): Promise<number> {
   const argv = qemuArgv({
-    accel, memMiB: 1024, vcpus: 2, kernel, initrd,
+    accel, memMiB: MEM_MB, vcpus: VCPUS, kernel, initrd,
     cmdline: ["console=ttyS0", "panic=-1", "quiet", ...acceleratorKernelArgs(accel), "rdinit=/bin/echo", "--", "BOOT-MARKER"].join(" "),
-    drives: [], forwards: [], qmpSocket: join(dir, "marker-qmp.sock"), consoleLog: "",
+    drives: [], forwards: [], qmpSocket: "/dev/null", consoleLog: "/dev/null",
   });
+  // serial on stdout (to see the marker) and no QMP socket
   argv[argv.indexOf("-serial") + 1] = "stdio";
+  argv.splice(argv.indexOf("-qmp"), 2);
   return new Promise((res, rej) => {
     const t0 = nowMs();
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
@@ -49,54 +50,82 @@ function busyboxMarkerBoot(kernel: string, initrd: string, accel: "kvm" | "tcg",
   });
 }
 
-function discover(address: string, ca: Buffer, key: Buffer, crt: Buffer): Promise<boolean> {
-  const c = new DiscoveryServiceClient(address, credentials.createSsl(ca, key, crt), { "grpc.ssl_target_name_override": "server.unsafe.aurae.io" });
-  return new Promise((res, rej) => c.discover({}, (err, r) => { c.close(); if (err) rej(err); else res(r.healthy); }));
+/** The guest's own account of its boot, from pid 1's records on the console (guest clock). */
+function guestTimeline(consoleLog: string): { kernelToNodeMs: number; nodeToBootedMs: number; bootedToServingMs: number } | undefined {
+  const records = readFileSync(consoleLog, "utf8").split("\n").filter((l) => l.includes("{")).map((l) => {
+    try {
+      return JSON.parse(l.slice(l.indexOf("{"))) as { msg: string; time: string; uptimeMs?: number; processUptimeMs?: number };
+    } catch {
+      return undefined;
+    }
+  });
+  const booted = records.find((r) => r?.msg === "booted as pid 1");
+  const started = records.find((r) => r?.msg === "auraed started");
+  if (!booted || !started || booted.uptimeMs === undefined || booted.processUptimeMs === undefined) return undefined;
+  return {
+    kernelToNodeMs: booted.uptimeMs - booted.processUptimeMs,
+    nodeToBootedMs: booted.processUptimeMs,
+    bootedToServingMs: Date.parse(started.time) - Date.parse(booted.time),
+  };
 }
 
 async function main(): Promise<void> {
   const runsArg = process.argv.indexOf("--runs");
   const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 3;
-  const dir = mkdtempSync(join(tmpdir(), "aurae-bench-vm-"));
+  const image = await testImage();
+  const forced = process.env.AURAE_VM_ACCEL === "tcg" || process.env.AURAE_VM_ACCEL === "kvm" ? process.env.AURAE_VM_ACCEL : undefined;
+  const accel = await detectAccelerator({ kernel: image.kernel, force: forced });
+  process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
+  const d = await startDaemon({ env: { AURAE_VM_ACCEL: accel.accel } });
+  const vms = new VmServiceClient(d.target, d.credentials, d.clientOptions);
+  const creds = await guestCredentials();
+  const id = `bench-${process.pid}`;
+  const product: number[] = [];
+  const floor: number[] = [];
+  const stops: number[] = [];
+  const kernelToNode: number[] = [];
+  const nodeToBooted: number[] = [];
+  const bootedToServing: number[] = [];
   try {
-    const pki = await createDevPki({ dir: join(dir, "pki"), clients: ["bench"] });
-    const image = await buildVmImage({
-      libraryDir: join(REPO, ".cache/vm-test"), caCrt: pki.caCrt, caKey: pki.caKey,
-      onProgress: (p) => process.stderr.write(`vm image: ${p.message}\n`),
-    });
-    const accel = await detectAccelerator({ kernel: image.kernel, force: process.env.AURAE_VM_ACCEL === "tcg" || process.env.AURAE_VM_ACCEL === "kvm" ? process.env.AURAE_VM_ACCEL : undefined });
-    process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
-    const domain = new VmDomain({ launcher: processLauncher(), runtimeDir: join(dir, "run"), caCrt: pki.caCrt, logger: new Logger({ level: "warn" }), accel: accel.accel });
-    await domain.allocate(parseVirtualMachine({ id: "bench", memSizeMb: 1024, vcpuCount: 2, kernelImgPath: image.kernel, kernelArgs: [], driveMounts: [], rootDrive: undefined, auraedAddress: "" }));
-    const ca = readFileSync(pki.caCrt);
-    const key = readFileSync(pki.clients["bench"]!.key);
-    const crt = readFileSync(pki.clients["bench"]!.crt);
-    const product: number[] = [];
-    const floor: number[] = [];
+    await call(vms, vms.allocate, { machine: VirtualMachine.fromPartial({ id, memSizeMb: MEM_MB, vcpuCount: VCPUS, kernelImgPath: image.kernel }) });
     for (let i = 0; i < runs; i++) {
-      floor.push(await busyboxMarkerBoot(image.kernel, image.initramfs, accel.accel, dir));
+      floor.push(await markerBoot(image.kernel, image.initramfs, accel.accel));
       const t0 = nowMs();
-      const address = await domain.start("bench");
-      if (!(await discover(address, ca, key, crt))) throw new Error("guest not healthy");
+      const { auraedAddress } = await call(vms, vms.start, { vmId: id });
+      const guest = new DiscoveryServiceClient(auraedAddress, creds, GUEST_OPTIONS);
+      const healthy = await call(guest, guest.discover, {}).finally(() => guest.close());
+      if (!healthy.healthy) throw new Error("the guest's auraed is not healthy");
       product.push(nowMs() - t0);
+      const timeline = guestTimeline(join(d.dir, "run", "vms", id, "console.log"));
+      if (timeline) {
+        kernelToNode.push(timeline.kernelToNodeMs);
+        nodeToBooted.push(timeline.nodeToBootedMs);
+        bootedToServing.push(timeline.bootedToServingMs);
+      }
       const t1 = nowMs();
-      await domain.stop("bench");
-      process.stderr.write(`run ${i + 1}: marker ${floor.at(-1)!.toFixed(0)} ms, Start->Discover ${product.at(-1)!.toFixed(0)} ms, Stop ${(nowMs() - t1).toFixed(0)} ms\n`);
+      await call(vms, vms.stop, { vmId: id });
+      stops.push(nowMs() - t1);
+      process.stderr.write(`run ${i + 1}: marker ${floor.at(-1)!.toFixed(0)} ms, Start->Discover ${product.at(-1)!.toFixed(0)} ms, Stop ${stops.at(-1)!.toFixed(0)} ms\n`);
     }
-    await domain.shutdown();
-    const rows: Row[] = [{
-      scenario: `vm boot (${accel.accel}, 2 vCPU, 1024 MB): Start -> healthy Discover vs busybox echo as init`,
-      product: summarize(product),
-      floor: summarize(floor),
-      unit: "ms",
-      note: `initramfs ${(image.initramfsBytes / 1048576).toFixed(0)} MiB; same kernel, initramfs and QEMU command line`,
-    }];
-    process.stdout.write(renderTable(rows) + "\n");
-    writeResults(join(REPO, "bench/results"), rows, { bench: "vm-boot", runs, accel });
-    rmSync(image.dir, { recursive: true, force: true }); // this run's CA overlay; kernel and base stay cached
+    await call(vms, vms.free, { vmId: id });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    vms.close();
+    await d.stop();
+    await removeTestImage(); // this run's CA overlay; kernel and base stay cached
   }
+  const p50 = (xs: number[]) => (xs.length ? summarize(xs).p50.toFixed(0) : "?");
+  const rows: Row[] = [{
+    scenario: `vm boot (${accel.accel}, ${VCPUS} vCPU, ${MEM_MB} MB): Start -> healthy Discover in the guest vs busybox echo as init printing a marker`,
+    product: summarize(product),
+    floor: summarize(floor),
+    unit: "ms",
+    note: `initramfs ${(image.initramfsBytes / 1048576).toFixed(0)} MiB; same kernel, initramfs, QEMU command line and accelerator; ` +
+      `guest p50: power-on to node ${p50(kernelToNode)} ms, node start to booted pid 1 ${p50(nodeToBooted)} ms, booted to serving ${p50(bootedToServing)} ms; ` +
+      `Stop (ACPI power-off) p50 ${p50(stops)} ms`,
+    extra: { stopMs: summarize(stops), kernelToNodeMs: kernelToNode, nodeToBootedMs: nodeToBooted, bootedToServingMs: bootedToServing },
+  }];
+  process.stdout.write(renderTable(rows) + "\n");
+  writeResults(join(REPO, "bench/results"), rows, { bench: "vm-boot", runs, accel });
 }
 
 await main();

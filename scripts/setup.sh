@@ -32,6 +32,19 @@ if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+  # The guest kernel package for the VM tests (buildVmImage reuses it from this cache); the
+  # package lists may be missing on a machine that already had every package above.
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
+  if [ -z "$kpkg" ]; then
+    apt-get update -qq
+    kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
+  fi
+  debs=.cache/vm-test/vm-images/debs
+  if ! ls "$debs/${kpkg}"_*.deb >/dev/null 2>&1; then
+    mkdir -p "$debs" && tmp=$(mktemp -d) && chmod 0777 "$tmp"
+    (cd "$tmp" && apt-get download -q "$kpkg") && mv "$tmp"/*.deb "$debs"/
+    rm -rf "$tmp"
+  fi
 else
   echo "setup: not root, skipping Debian packages (${APT_PACKAGES[*]})" >&2
 fi

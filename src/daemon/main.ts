@@ -10,6 +10,7 @@ import { parseListenAddress, type ListenAddress } from "./server/address.js";
 import { buildAuraeServices } from "./server/routes.js";
 import { DaemonServer } from "./server/server.js";
 import { loadServerCredentials, StartupError } from "./server/tls.js";
+import { stopSignals } from "./stop-signals.js";
 
 export const VERSION: string = (() => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -67,11 +68,16 @@ function chooseMode(opts: DaemonOptions): DaemonMode {
   return opts.nested ? "nested" : "daemon";
 }
 
-/** Runs the daemon until SIGTERM/SIGINT; resolves with the exit code. */
-export async function runDaemon(argv: string[]): Promise<number> {
+/**
+ * Runs the daemon until SIGTERM/SIGINT (or `run.stop`, a stop request its caller caught
+ * earlier: pid 1 does); resolves with the exit code.
+ */
+export async function runDaemon(argv: string[], run: { stop?: Promise<NodeJS.Signals> } = {}): Promise<number> {
   const opts = parseArgs(argv);
   const logger = new Logger({ level: opts.verbose ? "debug" : "info" });
   const mode = chooseMode(opts);
+  // Caught before anything slow: a SIGTERM while starting shuts down as soon as the daemon is up.
+  const stopSignal = run.stop ?? stopSignals();
   const ctx: DaemonContext = {
     mode,
     version: VERSION,
@@ -104,10 +110,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
   serving = true;
   logger.info("auraed started", { version: VERSION, mode, pid: process.pid });
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   logger.info("shutting down", { signal });
   serving = false;
   health.shutdown();

@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import {
   chmodSync, copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, lstatSync, mkdirSync, readFileSync,
-  readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync,
+  readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -16,8 +16,11 @@ import { sharedLibraries } from "./libs.js";
 import { GUEST_MODULES, resolveModules } from "./modules.js";
 import { distFiles, hashFiles, packageFiles, runtimePackages, sha256File } from "./tree.js";
 
+/** aurae-shim, relative to the app directory (built by src/platform/native/build.sh). */
+const SHIM = "build/native/aurae-shim";
+
 /** Bump when the layout of the image changes, so cached images are rebuilt. */
-const BUILDER_VERSION = "3";
+const BUILDER_VERSION = "5";
 
 /** Where the guest finds things; the guest's pid1 boot reads GUEST_MODULE_LIST. */
 export const GUEST_APP_DIR = "/opt/aurae";
@@ -58,6 +61,8 @@ export interface BuildVmImageOptions {
   compression?: "gzip" | "none";
   /** Extra names the guest certificate carries as DNS SANs (server.unsafe.aurae.io is always there). */
   serverNames?: string[];
+  /** Point `<libraryDir>/vm-images/current` at the result (the CLI does; tests do not). */
+  linkCurrent?: boolean;
   onProgress?: (p: BuildProgress) => void;
 }
 
@@ -73,6 +78,8 @@ export interface VmImage {
   /** true when nothing had to be built */
   cached: boolean;
   initramfsBytes: number;
+  /** `<libraryDir>/vm-images/current` when linkCurrent was set: a stable path to this image */
+  current?: string;
 }
 
 interface BaseImage {
@@ -102,6 +109,7 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   for (const f of ["dist/daemon/main.js", "bin/auraed.js", "package.json"]) {
     if (!existsSync(join(appDir, f))) throw new Error(`the daemon is not built: ${join(appDir, f)} is missing (run npm run build)`);
   }
+  if (!existsSync(join(appDir, SHIM))) throw new Error(`aurae-shim is not built: ${join(appDir, SHIM)} is missing (run src/platform/native/build.sh)`);
   for (const f of [opts.caCrt, opts.caKey]) if (!existsSync(f)) throw new Error(`CA file '${f}' does not exist`);
 
   // 1. kernel
@@ -132,6 +140,7 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   const image = (cached: boolean): VmImage => ({
     dir, kernel: join(dir, IMAGE_KERNEL), initramfs: join(dir, IMAGE_INITRAMFS), kernelRelease: kernel.release, id, cached,
     initramfsBytes: statSync(join(dir, IMAGE_INITRAMFS)).size,
+    ...(opts.linkCurrent ? { current: linkCurrent(root, id) } : {}),
   });
   if (existsSync(join(dir, "manifest.json"))) {
     progress({ step: "done", message: `image ${id} (cached) in ${dir}` });
@@ -167,6 +176,16 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   return image(false);
 }
 
+/** Points `<root>/current` at images/<id> (a new symlink renamed over the old one: never missing). */
+function linkCurrent(root: string, id: string): string {
+  const link = join(root, "current");
+  const tmp = join(root, `.current-${process.pid}`);
+  rmSync(tmp, { force: true });
+  symlinkSync(join("images", id), tmp);
+  renameSync(tmp, link);
+  return link;
+}
+
 function hardlinkOrCopy(from: string, to: string): void {
   try {
     linkSync(from, to);
@@ -183,6 +202,10 @@ async function tlsOverlay(opts: BuildVmImageOptions): Promise<Buffer> {
       dir, caCrt: opts.caCrt, caKey: opts.caKey, names: [SERVER_NAME, "localhost", ...(opts.serverNames ?? [])],
       ips: ["127.0.0.1", "::1", "10.0.2.15"],
     });
+    // A key that does not belong to the certificate would give the guest a certificate nobody trusts.
+    if (!new X509Certificate(readFileSync(pair.crt)).verify(new X509Certificate(readFileSync(opts.caCrt)).publicKey)) {
+      throw new Error(`CA key '${opts.caKey}' does not belong to CA certificate '${opts.caCrt}'`);
+    }
     const sink = new PassThrough();
     const chunks: Buffer[] = [];
     sink.on("data", (c: Buffer) => chunks.push(c));
@@ -236,7 +259,7 @@ async function buildBase(
   h.update(`node ${sha256File(node)}\0busybox ${sha256File(busybox)}\0`);
   for (const e of extras) h.update(`extra ${e} ${sha256File(realpathSync(e))}\0`);
   h.update(`init ${initScript()}\0dist ${hashFiles(join(appDir, "dist"), dist)}\0`);
-  h.update(`app ${hashFiles(appDir, ["package.json", "bin/auraed.js"])}\0`);
+  h.update(`app ${hashFiles(appDir, ["package.json", "bin/auraed.js", SHIM])}\0`);
   for (const p of packages) h.update(`pkg ${p.slice(appDir.length)} ${hashFiles(p, packageFiles(p))}\0`);
   const hash = h.digest("hex").slice(0, 24);
   const path = join(root, "base", `${hash}.cpio${compression === "gzip" ? ".gz" : ""}`);
@@ -262,6 +285,8 @@ async function buildBase(
     await cpio.charDevice("dev/console", 5, 1);
     await cpio.symlink("var/run", "/run");
     await cpio.file("init", Buffer.from(initScript()), 0o755);
+    // /sbin/init too (not busybox's init), for a kernel told init=/sbin/init
+    await cpio.symlink("sbin/init", "/init");
     await cpio.file("etc/passwd", Buffer.from("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"));
     await cpio.file("etc/group", Buffer.from("root:x:0:\nnogroup:x:65534:\n"));
     await cpio.file("etc/hosts", Buffer.from("127.0.0.1 localhost\n::1 localhost\n"));
@@ -297,6 +322,9 @@ async function buildBase(
     await mkdirs(`${app}/bin`);
     await cpio.copyFrom(join(appDir, "package.json"), `${app}/package.json`);
     await cpio.copyFrom(join(appDir, "bin/auraed.js"), `${app}/bin/auraed.js`);
+    // the per-executable shim, where src/platform/process/shim.ts looks for it (static: no libraries)
+    await mkdirs(join(app, dirname(SHIM)));
+    await cpio.copyFrom(join(appDir, SHIM), join(app, SHIM));
     for (const f of dist) {
       await mkdirs(join(app, "dist", dirname(f)));
       await cpio.copyFrom(join(appDir, "dist", f), join(app, "dist", f));

@@ -7,12 +7,13 @@ import { CellServiceClient, createClient } from "../../src/client/index.js";
 import { REPO, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { ebpfMissing } from "../helpers/ebpf.js";
 import { runNode, type Run } from "../helpers/run.js";
+import { removeTestImage, testImage, vmSkipReason } from "../helpers/vms.js";
 
 const AURAESCRIPT = join(REPO, "bin/auraescript.js");
 let d: TestDaemon;
 
-function runExample(file: string, daemon: TestDaemon = d): Promise<Run> {
-  return runNode(AURAESCRIPT, [join(REPO, file), "--config", daemon.configPath], { timeoutMs: 60_000 });
+function runExample(file: string, daemon: TestDaemon = d, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+  return runNode(AURAESCRIPT, [join(REPO, file), "--config", daemon.configPath], { env: opts.env, timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 /** The names of the cells a daemon has (top level; children go with their parent). */
@@ -32,10 +33,15 @@ const tested = new Set<string>();
  * `skip: reason` becomes a skipped test, unless `mustRun` says why it may not skip here.
  * Returns stdout otherwise.
  */
-async function example(t: { skip(msg: string): void }, file: string, mustRun?: string): Promise<string | undefined> {
+async function example(
+  t: { skip(msg: string): void },
+  file: string,
+  mustRun?: string,
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string | undefined> {
   const daemon = d;
   tested.add(file);
-  const r = await runExample(file, daemon);
+  const r = await runExample(file, daemon, opts);
   assert.deepEqual(await cellNames(daemon), [], `${file} left cells behind`);
   assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
   const skip = /^skip: (.*)$/m.exec(r.stdout);
@@ -126,11 +132,23 @@ test("examples/health.ts: every service SERVING and a first Watch update", async
   assert.match(out, /^watch: SERVING$/m);
 });
 
-test("examples/vms.ts runs a micro-VM through its lifecycle", async (t) => {
-  const out = await example(t, "examples/vms.ts");
-  if (out === undefined) return;
-  assert.match(out, /^started ex-vm-\d+; its auraed listens on \S+$/m);
-  assert.match(out, /^stopped ex-vm-\d+$/m);
+test("examples/vms.ts runs a micro-VM through its lifecycle and reaches the auraed inside", { timeout: 300_000 }, async (t) => {
+  const why = vmSkipReason();
+  if (why) {
+    tested.add("examples/vms.ts");
+    return t.skip(why);
+  }
+  // A guest image whose certificate the test PKI signed (the daemon's and the client's CA).
+  const image = await testImage();
+  try {
+    const out = (await example(t, "examples/vms.ts", "QEMU and a guest image are here", { env: { AURAE_VM_KERNEL: image.kernel }, timeoutMs: 240_000 }))!;
+    assert.match(out, /^started ex-vm-\d+; its auraed listens on 127\.0\.0\.1:\d+$/m);
+    assert.match(out, /^guest auraed \d+\.\d+\.\d+\S* healthy=true$/m);
+    assert.match(out, /^listed ex-vm-\d+: running$/m);
+    assert.match(out, /^stopped ex-vm-\d+$/m);
+  } finally {
+    await removeTestImage();
+  }
 });
 
 describe("on a daemon without eBPF (as on a machine where the signal tracer is not built)", () => {

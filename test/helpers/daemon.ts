@@ -30,6 +30,11 @@ export interface TestDaemon {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** sends SIGTERM (or the given signal) and resolves with the exit code */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  /**
+   * `kill -9`: the daemon dies without cleaning up; its directory, cgroups and workloads stay
+   * for a restart (`startDaemon({ restartOf })`). Resolves once it has exited.
+   */
+  kill9(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -42,6 +47,8 @@ export interface StartOptions {
   /** resolve once started (default) or return right after spawn */
   waitReady?: boolean;
   stopGraceMs?: number;
+  /** a stopped daemon whose directory (runtime dir, state), socket and cgroup parent this one takes over: a restart */
+  restartOf?: TestDaemon;
 }
 
 /** Client mTLS credentials from the shared test PKI (client "nova" by default). */
@@ -84,10 +91,10 @@ function removeEmptyCgroups(name: string): void {
 /** Starts a real auraed (from dist/) with a temp PKI, runtime dir and socket. */
 export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
   const pki = await testPki();
-  const dir = mkdtempSync(join(tmpdir(), "aurae-test-d-"));
-  const socketArg = opts.socket ?? join(dir, "aurae.sock");
+  const dir = opts.restartOf?.dir ?? mkdtempSync(join(tmpdir(), "aurae-test-d-"));
+  const socketArg = opts.socket ?? opts.restartOf?.socket ?? join(dir, "aurae.sock");
   const isTcp = /:\d+$/.test(socketArg) && !socketArg.includes("/");
-  const cgroupParent = opts.cgroupParent ?? `aurae-test-${process.pid}-${++counter}`;
+  const cgroupParent = opts.cgroupParent ?? opts.restartOf?.cgroupParent ?? `aurae-test-${process.pid}-${++counter}`;
   const args = [
     AURAED,
     "--ca-crt", pki.caCrt,
@@ -160,6 +167,12 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     process: child,
     logs,
     waitForLog,
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
     async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30000) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);

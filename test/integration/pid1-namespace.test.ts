@@ -164,10 +164,11 @@ describe("auraed as pid 1 of a new pid+mount+net namespace", { skip: SKIP }, () 
       fs.readdirSync(`/proc/${initPid}/task`).flatMap((t) =>
         fs.readFileSync(`/proc/${initPid}/task/${t}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
     const before = new Set(children());
-    // sh exits at once; its two sleeps are orphaned and reparented to the namespace's init.
-    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 0.3 & sleep 0.3 & echo $!"], { encoding: "utf8" });
+    // sh exits at once; its two sleeps are orphaned and reparented to the namespace's init. They
+    // live 1.5 s, so that a loaded machine still sees them as pid 1's children before they exit.
+    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 1.5 & sleep 1.5 & echo $!"], { encoding: "utf8" });
     assert.match(out.trim(), /^\d+$/);
-    const orphanWindow = Date.now() + 150;
+    const orphanWindow = Date.now() + 1000;
     let sawOrphan = false;
     while (Date.now() < orphanWindow) {
       if (children().some((p) => !before.has(p))) { sawOrphan = true; break; }
@@ -197,35 +198,83 @@ describe("auraed as pid 1 of a new pid+mount+net namespace", { skip: SKIP }, () 
   });
 });
 
+/** auraed as pid 1 of a new pid+mount+net namespace with /proc of its own (the rest is the host's). */
+function spawnMountedPid1(pki: Awaited<ReturnType<typeof testPki>>, dir: string, cgroupParent: string): ChildProcess {
+  // --mount-proc gives a /proc of the new namespace; /dev, /sys and cgroups are the host's.
+  return spawn("unshare", ["--pid", "--fork", "--mount", "--net", "--mount-proc", "--propagation", "private",
+    "sh", "-c", `mount -t tmpfs tmpfs /run && exec ${process.execPath} ${GUEST_ENTRY} --ca-crt ${pki.caCrt} --server-crt ${pki.serverCrt} --server-key ${pki.serverKey} --runtime-dir ${dir}/run --library-dir ${dir}/lib --cgroup-parent ${cgroupParent}`],
+  { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** Kills what is left of a spawnMountedPid1 (SIGKILL to the namespace's init ends the namespace). */
+async function killNamespace(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  const init = nsInitPid(child.pid!);
+  if (init) try { process.kill(init, "SIGKILL"); } catch { /* gone */ }
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/** Resolves true once stderr contains `marker`, false if the process exits first or after 30 s. */
+function waitForStderr(child: ChildProcess, marker: string, seen: { text: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 30_000);
+    const check = () => { if (seen.text.includes(marker)) { clearTimeout(timer); resolve(true); } };
+    child.stderr!.on("data", check);
+    child.once("exit", () => { clearTimeout(timer); resolve(seen.text.includes(marker)); });
+    check();
+  });
+}
+
 describe("auraed as pid 1 where everything is already mounted", { skip: SKIP }, () => {
   test("boots without mounting anything and never fails on what exists", async () => {
     const pki = await testPki();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-pid1b-"));
     const cgroupParent = `aurae-test-pid1b-${process.pid}`;
+    const child = spawnMountedPid1(pki, dir, cgroupParent);
     try {
-      // --mount-proc gives a /proc of the new namespace; /dev, /sys and cgroups are the host's.
-      const child = spawn("unshare", ["--pid", "--fork", "--mount", "--net", "--mount-proc", "--propagation", "private",
-        "sh", "-c", `mount -t tmpfs tmpfs /run && exec ${process.execPath} ${GUEST_ENTRY} --ca-crt ${pki.caCrt} --server-crt ${pki.serverCrt} --server-key ${pki.serverKey} --runtime-dir ${dir}/run --library-dir ${dir}/lib --cgroup-parent ${cgroupParent}`],
-      { stdio: ["ignore", "ignore", "pipe"] });
-      let err = "";
-      const started = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 30_000);
-        child.stderr!.on("data", (d: Buffer) => {
-          err += d.toString();
-          if (err.includes('"auraed started"')) { clearTimeout(timer); resolve(true); }
-        });
-        child.once("exit", () => { clearTimeout(timer); resolve(false); });
-      });
-      assert.ok(started, err);
-      const booted = err.split("\n").find((l) => l.includes('"booted as pid 1"'))!;
+      const err = { text: "" };
+      child.stderr!.on("data", (d: Buffer) => { err.text += d.toString(); });
+      const started = await waitForStderr(child, '"auraed started"', err);
+      assert.ok(started, err.text);
+      const booted = err.text.split("\n").find((l) => l.includes('"booted as pid 1"'))!;
       const mounted = (JSON.parse(booted) as { mounted: string[] }).mounted;
       assert.deepEqual(mounted, [], "nothing was missing");
-      assert.doesNotMatch(err, /"level":"(warn|error)"/, "no mount warnings");
+      assert.doesNotMatch(err.text, /"level":"(warn|error)"/, "no mount warnings");
       const initPid = nsInitPid(child.pid!)!;
       const exited = new Promise((r) => child.once("exit", r));
       process.kill(initPid, "SIGTERM");
       await exited;
     } finally {
+      await killNamespace(child);
+      await forceRemoveCgroupTree(detectCgroupLayout(), cgroupParent).catch(() => {});
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a SIGTERM that arrives while the daemon is still starting shuts it down once it is up", async () => {
+    const pki = await testPki();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-pid1c-"));
+    const cgroupParent = `aurae-test-pid1c-${process.pid}`;
+    const child = spawnMountedPid1(pki, dir, cgroupParent);
+    try {
+      const err = { text: "" };
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      child.stderr!.on("data", (d: Buffer) => { err.text += d.toString(); });
+      // Right after the boot record the daemon is loading its certificates and services: a pid 1
+      // ignores a signal it has no handler for, so without an early handler this one is lost.
+      assert.ok(await waitForStderr(child, '"booted as pid 1"', err), err.text);
+      process.kill(nsInitPid(child.pid!)!, "SIGTERM");
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([exited, new Promise<string>((res) => { timer = setTimeout(() => res("timeout"), 20_000); })]);
+      clearTimeout(timer);
+      assert.notEqual(r, "timeout", `the signal was lost:\n${err.text}`);
+      const at = (m: string) => err.text.indexOf(`"msg":"${m}"`);
+      assert.ok(at("booted as pid 1") >= 0 && at("booted as pid 1") < at("shutting down"), err.text);
+      assert.ok(at("shutting down") < at("auraed stopped") && at("auraed stopped") < at("powering off"), `graceful order:\n${err.text}`);
+    } finally {
+      await killNamespace(child);
       await forceRemoveCgroupTree(detectCgroupLayout(), cgroupParent).catch(() => {});
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -1,26 +1,24 @@
 /**
- * VmService with real QEMU micro-VMs (TCG here), served by a local gRPC server wired like the
- * daemon (the cells domain runs each QEMU in its own cell). Covers validation and status
- * codes, List status read from QMP through the lifecycle, a guest kernel crash and a killed
- * QEMU showing as stopped, a restart, drive mounts, the cell's limits on QEMU, and shutdown.
+ * VmService in the real daemon (bin/auraed.js over mTLS) with real QEMU micro-VMs (TCG here).
+ * Covers validation and status codes, QEMU in its own cell with the cell's limits, List status
+ * read from QMP, drive mounts seen in the guest, a guest kernel crash showing as stopped, Stop
+ * while starting, and the daemon's graceful shutdown stopping and freeing every VM.
+ *
+ * Boots are the costly part under TCG (~13 s each): one run of `vm1` is shared by the tests
+ * that need a running VM (each boots it if it is not running, so any one of them runs alone),
+ * the crash ends that run, and the shutdown test boots it once more.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Server, ServerCredentials, credentials, status, type ServiceError } from "@grpc/grpc-js";
-import { VirtualMachine, VmServiceClient, type VirtualMachineSummary } from "../../src/api/aurae/vms/v0/vms.js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { Cell } from "../../src/api/aurae/cells/v0/cells.js";
-import { createCellService, type CellsModule } from "../../src/daemon/cells/service.js";
-import { createOutputSinkFactory } from "../../src/daemon/observe/output-log.js";
-import { createVmService, type VmsModule } from "../../src/daemon/vms/service.js";
-import { Logger } from "../../src/daemon/logger.js";
-import type { DaemonContext } from "../../src/daemon/context.js";
+import { VirtualMachine, VmServiceClient, type VirtualMachineSummary } from "../../src/api/aurae/vms/v0/vms.js";
 import { detectCgroupLayout } from "../../src/platform/cgroups/layout.js";
-import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
-import { testPki } from "../helpers/pki.js";
-import { call, guestClients, makeExt4Image, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason } from "./vms-helpers.js";
+import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { call, guestClients, makeExt4Image, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason } from "../helpers/vms.js";
 
 const SKIP = vmSkipReason();
 
@@ -30,14 +28,53 @@ const expectCode = (code: status, re: RegExp) => (e: unknown) => {
   return assert.fail(`expected ${status[code]} matching ${re}, got ${status[se.code]}: ${se.details}`);
 };
 
-describe("VmService with QEMU micro-VMs", { skip: SKIP, timeout: 600_000 }, () => {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A VM cell's cgroup files on this host, v1 (hybrid hosts like ours) or v2. */
+function cellCgroup(cgroupParent: string, id: string) {
+  const layout = detectCgroupLayout();
+  const rel = path.join(cgroupParent, "_vms", id);
+  const v1 = layout.mode !== "v2" && !!layout.v1.memory;
+  const memDir = v1 ? path.join(layout.v1.memory!, rel) : path.join(layout.unified!, rel);
+  const cpuDir = v1 ? path.join(layout.v1.cpu!, rel) : memDir;
+  const acctDir = v1 ? path.join(layout.v1.cpuacct ?? layout.v1.cpu!, rel) : memDir;
+  const num = (p: string) => Number(fs.readFileSync(p, "utf8").trim());
+  return {
+    dirs: [...new Set([memDir, cpuDir, acctDir])],
+    memoryMax: () => num(path.join(memDir, v1 ? "memory.limit_in_bytes" : "memory.max")),
+    memoryUsage: () => num(path.join(memDir, v1 ? "memory.usage_in_bytes" : "memory.current")),
+    cpuQuota: () => (v1
+      ? `${num(path.join(cpuDir, "cpu.cfs_quota_us"))} ${num(path.join(cpuDir, "cpu.cfs_period_us"))}`
+      : fs.readFileSync(path.join(cpuDir, "cpu.max"), "utf8").trim()),
+    /** CPU time charged to the cell, in seconds */
+    cpuSeconds: () => (v1
+      ? num(path.join(acctDir, "cpuacct.usage")) / 1e9
+      : Number(/usage_usec (\d+)/.exec(fs.readFileSync(path.join(acctDir, "cpu.stat"), "utf8"))![1]) / 1e6),
+    /** every pid in the cell's memory cgroup and its leaves */
+    pids: (): number[] => {
+      const out: number[] = [];
+      const walk = (d: string) => {
+        for (const f of ["cgroup.procs"]) {
+          try { out.push(...fs.readFileSync(path.join(d, f), "utf8").split("\n").filter(Boolean).map(Number)); } catch { /* gone */ }
+        }
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+      };
+      walk(memDir);
+      return out;
+    },
+  };
+}
+
+/** QEMU's own CPU time (all its threads, from /proc/<pid>/stat), in seconds. */
+function processCpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // fields after "(comm) ": state is [0]; utime is field 14 of stat, i.e. [11]; stime [12]
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+describe("VmService in the daemon, with QEMU micro-VMs", { skip: SKIP, timeout: 900_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-vms-"));
-  const cgroupParent = `aurae-test-vms-${process.pid}`;
-  const socket = path.join(dir, "vms.sock");
-  const logs: string[] = [];
-  let server: Server;
-  let cellsModule: CellsModule;
-  let vmsModule: VmsModule;
+  let d: TestDaemon;
   let client: InstanceType<typeof VmServiceClient>;
   let kernel = "";
   let disk = "";
@@ -49,32 +86,36 @@ describe("VmService with QEMU micro-VMs", { skip: SKIP, timeout: 600_000 }, () =
     list: async () => (await call(client, client.list, {})).machines,
   };
   const statusOf = async (id: string): Promise<VirtualMachineSummary | undefined> => (await v.list()).find((m) => m.id === id);
+  const vm1Spec = () => ({
+    id: "vm1", memSizeMb: 512, vcpuCount: 1, kernelImgPath: kernel,
+    driveMounts: [{ imagePath: disk, vmPath: "/data", fsType: "ext4", readOnly: true }],
+  });
+  const runDir = (id: string) => path.join(d.dir, "run", "vms", id);
+  const qemuOf = (id: string) => qemuProcesses(path.join(runDir(id), "qmp.sock"));
+
+  /** vm1 running (allocated and started when needed); resolves with its guest address. */
+  let vm1Address = "";
+  async function runningVm1(): Promise<string> {
+    const st = await statusOf("vm1");
+    if (!st) await v.allocate(vm1Spec());
+    if (st?.status === "running" && vm1Address) return vm1Address;
+    const t0 = performance.now();
+    vm1Address = (await v.start("vm1")).auraedAddress;
+    process.stderr.write(`# vm1 Start to guest ready: ${Math.round(performance.now() - t0)} ms\n`);
+    return vm1Address;
+  }
 
   before(async () => {
-    const pki = await testPki();
-    const image = await testImage();
-    kernel = image.kernel;
+    kernel = (await testImage()).kernel;
     disk = path.join(dir, "data.ext4");
     makeExt4Image(disk, "hello from the host\n");
-    const logger = new Logger({ write: (l) => logs.push(l) });
-    const ctx: DaemonContext = {
-      mode: "daemon", version: "test", runtimeDir: path.join(dir, "run"), libraryDir: path.join(dir, "lib"), cgroupParent,
-      stopGraceMs: 2000, logger, tls: { caCrt: pki.caCrt, serverCrt: pki.serverCrt, serverKey: pki.serverKey },
-    };
-    cellsModule = createCellService(ctx, { outputs: createOutputSinkFactory() });
-    vmsModule = createVmService(ctx, { cells: cellsModule.domain, bootTimeoutMs: 150_000, powerdownTimeoutMs: 20_000 });
-    server = new Server();
-    server.addService(vmsModule.definition, vmsModule.implementation);
-    await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
-    client = new VmServiceClient(`unix://${socket}`, credentials.createInsecure());
+    d = await startDaemon({ stopGraceMs: 2000 });
+    client = new VmServiceClient(d.target, d.credentials, d.clientOptions);
   });
 
   after(async () => {
     client?.close();
-    await vmsModule?.shutdown?.();
-    await cellsModule?.shutdown?.();
-    server?.forceShutdown();
-    await forceRemoveCgroupTree(detectCgroupLayout(), cgroupParent).catch(() => {});
+    await d?.stop();
     await removeTestImage();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -97,112 +138,149 @@ describe("VmService with QEMU micro-VMs", { skip: SKIP, timeout: 600_000 }, () =
     await assert.rejects(v.allocate({ ...ok, driveMounts: [{ imagePath: disk, vmPath: "/d", fsType: "ntfs", readOnly: true }] }), expectCode(status.INVALID_ARGUMENT, /fs_type 'ntfs' is not supported/));
     await assert.rejects(v.allocate({ ...ok, kernelArgs: ["aurae.iface=x"] }), expectCode(status.INVALID_ARGUMENT, /kernel_args\[0\].*reserved/));
     await assert.rejects(v.allocate({ ...ok, kernelArgs: ["a b"] }), expectCode(status.INVALID_ARGUMENT, /kernel_args\[0\] must be one word/));
+    await assert.rejects(v.start("Bad_Id"), expectCode(status.INVALID_ARGUMENT, /vm_id 'Bad_Id'/));
     assert.deepEqual(await v.list(), [], "nothing was allocated");
   });
 
-  test("unknown ids are NOT_FOUND and wrong states FAILED_PRECONDITION", async () => {
+  test("unknown ids are NOT_FOUND, a taken id ALREADY_EXISTS, a VM never started FAILED_PRECONDITION on Stop", async () => {
     for (const op of [v.start, v.stop, v.free]) await assert.rejects(op("nope"), expectCode(status.NOT_FOUND, /vm 'nope': not found/));
-    await assert.rejects(v.start("Bad_Id"), expectCode(status.INVALID_ARGUMENT, /vm_id/));
     await v.allocate({ id: "idle", memSizeMb: 128, vcpuCount: 1, kernelImgPath: kernel });
-    await assert.rejects(v.allocate({ id: "idle", memSizeMb: 128, vcpuCount: 1, kernelImgPath: kernel }), expectCode(status.ALREADY_EXISTS, /already exists/));
+    await assert.rejects(v.allocate({ id: "idle", memSizeMb: 128, vcpuCount: 1, kernelImgPath: kernel }), expectCode(status.ALREADY_EXISTS, /vm 'idle': already exists/));
     await assert.rejects(v.stop("idle"), expectCode(status.FAILED_PRECONDITION, /never started/));
-    assert.equal((await statusOf("idle"))?.status, "allocated");
+    const idle = await statusOf("idle");
+    assert.equal(idle?.status, "allocated");
+    assert.equal(idle?.auraedAddress, "");
     await v.free("idle");
     assert.equal(await statusOf("idle"), undefined);
+    assert.ok(cellCgroup(d.cgroupParent, "idle").dirs.every((p) => !fs.existsSync(p)), "its cell is gone");
   });
 
-  test("a VM boots, mounts its drive, reports QEMU's status, crashes to stopped, restarts and stops", async () => {
-    const id = "vm1";
-    assert.equal(
-      (await v.allocate({ id, memSizeMb: 512, vcpuCount: 2, kernelImgPath: kernel, driveMounts: [{ imagePath: disk, vmPath: "/data", fsType: "ext4", readOnly: true }] })).vmId,
-      id,
-    );
-    // QEMU runs inside the VM's cell, whose memory limit covers guest RAM plus QEMU's overhead.
-    const layout = detectCgroupLayout();
-    const memDir = layout.unified && !layout.v1.memory ? layout.unified : layout.v1.memory!;
-    const cellDir = path.join(memDir, cgroupParent, "_vms", id);
-    assert.ok(fs.existsSync(cellDir), `cell cgroup ${cellDir}`);
-    const limitFile = fs.existsSync(path.join(cellDir, "memory.max")) ? "memory.max" : "memory.limit_in_bytes";
-    assert.equal(Number(fs.readFileSync(path.join(cellDir, limitFile), "utf8")), (512 + 384) * 1048576);
+  test("QEMU runs in the VM's own cell from its start: the cell's limits are set and its CPU and memory are charged there", async () => {
+    await runningVm1();
+    const cg = cellCgroup(d.cgroupParent, "vm1");
+    assert.equal(cg.memoryMax(), (512 + 384) * 1048576, "memory limit: guest RAM plus QEMU's overhead");
+    assert.match(cg.cpuQuota(), /^150000 100000$/, "CPU quota: one CPU per vCPU plus half for I/O");
+    const [qemu, ...more] = qemuOf("vm1");
+    assert.ok(qemu && more.length === 0, "one QEMU for the VM");
+    assert.ok(cg.pids().includes(qemu), "QEMU's pid is in the VM's cell");
+    // The guest's initramfs (~100 MB) sits in guest RAM, i.e. in QEMU's memory: charged to the cell.
+    const usage = cg.memoryUsage();
+    assert.ok(usage > 150 * 1048576 && usage <= cg.memoryMax(), `memory charged to the cell: ${(usage / 1048576).toFixed(0)} MiB`);
+    // Every CPU second QEMU has used was charged to the cell: it never ran outside it.
+    const own = processCpuSeconds(qemu);
+    const charged = cg.cpuSeconds();
+    assert.ok(own > 1 && charged >= own * 0.95, `CPU: QEMU used ${own.toFixed(2)} s, the cell was charged ${charged.toFixed(2)} s`);
+  });
 
-    const t0 = performance.now();
-    const { auraedAddress } = await v.start(id);
-    process.stderr.write(`# vm1 start to guest ready: ${Math.round(performance.now() - t0)} ms\n`);
-    assert.match(auraedAddress, /^127\.0\.0\.1:\d+$/);
-    await assert.rejects(v.start(id), expectCode(status.FAILED_PRECONDITION, /it is running/));
-    await assert.rejects(v.free(id), expectCode(status.FAILED_PRECONDITION, /stop it first/));
-    const listed = await statusOf(id);
-    assert.equal(listed?.status, "running", "QMP query-status");
-    assert.equal(listed?.auraedAddress, auraedAddress);
+  test("List reports QEMU's own status over QMP: running, unresponsive while QEMU is frozen, running again", async () => {
+    const address = await runningVm1();
+    const listed = await statusOf("vm1");
+    assert.equal(listed?.status, "running");
+    assert.equal(listed?.auraedAddress, address);
+    assert.match(address, /^127\.0\.0\.1:\d+$/);
     assert.equal(listed?.memSizeMb, 512);
-    assert.equal(listed?.vcpuCount, 2);
-
-    const qemu = qemuProcesses(path.join("vms", id, "qmp.sock"));
-    assert.equal(qemu.length, 1, "one QEMU for the VM");
-    const procsFile = fs.readdirSync(cellDir).includes("cgroup.procs") ? "cgroup.procs" : "tasks";
-    const inCell = fs.readdirSync(cellDir, { withFileTypes: true }).filter((d) => d.isDirectory())
-      .some((d) => fs.readFileSync(path.join(cellDir, d.name, procsFile), "utf8").split("\n").includes(String(qemu[0])));
-    assert.ok(inCell, "QEMU's pid is in the VM's cell");
-
-    const g = await guestClients(auraedAddress);
+    assert.equal(listed?.vcpuCount, 1);
+    assert.equal(listed?.kernelImgPath, kernel);
+    const [qemu] = qemuOf("vm1");
+    process.kill(qemu!, "SIGSTOP");
     try {
-      const d = await call(g.discovery, g.discovery.discover, {});
-      assert.equal(d.healthy, true);
+      assert.equal((await statusOf("vm1"))?.status, "unresponsive", "a frozen QEMU does not answer query-status");
+    } finally {
+      process.kill(qemu!, "SIGCONT");
+    }
+    assert.equal((await statusOf("vm1"))?.status, "running");
+  });
+
+  test("a running VM refuses Start and Free with FAILED_PRECONDITION", async () => {
+    await runningVm1();
+    await assert.rejects(v.start("vm1"), expectCode(status.FAILED_PRECONDITION, /start vm 'vm1': it is running/));
+    await assert.rejects(v.free("vm1"), expectCode(status.FAILED_PRECONDITION, /free vm 'vm1': it is running; stop it first/));
+  });
+
+  test("drive_mounts are mounted in the guest at vm_path with fs_type, read-only as asked", async () => {
+    const g = await guestClients(await runningVm1());
+    try {
+      assert.equal((await call(g.discovery, g.discovery.discover, {})).healthy, true);
       await call(g.cells, g.cells.allocate, { cell: Cell.fromPartial({ name: "probe" }) });
-      const started = await call(g.cells, g.cells.start, { cellName: "probe", executable: { name: "cat", command: "cat /data/hello.txt; grep ' /data ' /proc/mounts", description: "" } });
+      const started = await call(g.cells, g.cells.start, {
+        cellName: "probe",
+        executable: { name: "cat", command: "cat /data/hello.txt; grep ' /data ' /proc/mounts; touch /data/x 2>&1 || true", description: "" },
+      });
       const out = await processOutput(g.observe, started.pid);
-      assert.equal(out[0], "hello from the host", "the drive is mounted at /data in the guest");
-      assert.match(out[1] ?? "", /^\/dev\/vd\w+ \/data ext4 ro[, ]/, "read-only ext4");
+      assert.equal(out[0], "hello from the host", `the drive's file is readable at /data: ${out.join(" ; ")}`);
+      assert.match(out[1] ?? "", /^\/dev\/vd\w+ \/data ext4 ro[, ]/, "mounted as ext4, read-only");
+      assert.match(out[2] ?? "", /Read-only file system/, "writes are refused");
       await call(g.cells, g.cells.stop, { cellName: "probe", executableName: "cat" });
-      // Crash the guest kernel from inside: the VM must show as stopped.
-      await call(g.cells, g.cells.start, { cellName: "probe", executable: { name: "crash", command: "sleep 1; echo c > /proc/sysrq-trigger", description: "" } });
+      await call(g.cells, g.cells.free, { cellName: "probe" });
+    } finally {
+      g.close();
+    }
+  });
+
+  test("a guest kernel crash shows as stopped, without an address, and QEMU is gone", async () => {
+    const g = await guestClients(await runningVm1());
+    try {
+      await call(g.cells, g.cells.allocate, { cell: Cell.fromPartial({ name: "crash" }) });
+      await call(g.cells, g.cells.start, { cellName: "crash", executable: { name: "crash", command: "sleep 0.5; echo c > /proc/sysrq-trigger", description: "" } });
     } finally {
       g.close();
     }
     const deadline = Date.now() + 60_000;
-    let st = await statusOf(id);
+    let st = await statusOf("vm1");
     while (st?.status !== "stopped" && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      st = await statusOf(id);
+      await sleep(200);
+      st = await statusOf("vm1");
     }
     assert.equal(st?.status, "stopped", "a crashed guest shows as stopped");
     assert.equal(st?.auraedAddress, "");
-    assert.deepEqual(qemuProcesses(path.join("vms", id, "qmp.sock")), [], "QEMU is gone");
-
-    // Start again; this time QEMU itself dies (SIGKILL behind the service's back).
-    const again = await v.start(id);
-    assert.equal((await statusOf(id))?.status, "running");
-    const [vmm] = qemuProcesses(path.join("vms", id, "qmp.sock"));
-    process.kill(vmm!, "SIGKILL");
-    const deadline2 = Date.now() + 30_000;
-    while ((await statusOf(id))?.status !== "stopped" && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await statusOf(id))?.status, "stopped", "a dead QEMU shows as stopped");
-    assert.notEqual(again.auraedAddress, "");
-
-    // A third run stopped through the service: the guest powers off by ACPI.
-    await v.start(id);
-    const t1 = performance.now();
-    await v.stop(id);
-    process.stderr.write(`# vm1 graceful stop: ${Math.round(performance.now() - t1)} ms\n`);
-    assert.equal((await statusOf(id))?.status, "stopped");
-    const consoleLog = fs.readFileSync(path.join(dir, "run", "vms", id, "console.log"), "utf8");
-    assert.match(consoleLog, /power button pressed: shutting down/, "the guest saw the ACPI power button");
-    assert.match(consoleLog, /reboot: Power down/, "and powered itself off");
-    await v.stop(id); // stopping a stopped VM is a no-op
-    await v.free(id);
-    assert.deepEqual(await v.list(), []);
-    assert.ok(!fs.existsSync(cellDir), "the VM's cell is freed");
-    assert.ok(!fs.existsSync(path.join(dir, "run", "vms", id)), "its runtime files are removed");
+    assert.match(fs.readFileSync(path.join(runDir("vm1"), "console.log"), "utf8"), /Kernel panic/, "the guest kernel did panic");
+    const deadline2 = Date.now() + 10_000;
+    while (qemuOf("vm1").length > 0 && Date.now() < deadline2) await sleep(100);
+    assert.deepEqual(qemuOf("vm1"), [], "QEMU is gone");
+    vm1Address = "";
   });
 
-  test("daemon shutdown stops and frees every VM", async () => {
-    await v.allocate({ id: "vm2", memSizeMb: 512, vcpuCount: 1, kernelImgPath: kernel });
-    await v.start("vm2");
-    const pids = qemuProcesses(path.join("vms", "vm2", "qmp.sock"));
-    assert.equal(pids.length, 1);
-    await vmsModule.shutdown!();
-    assert.deepEqual(qemuProcesses(path.join("vms", "vm2", "qmp.sock")), []);
-    assert.ok(!fs.existsSync(path.join(dir, "run", "vms", "vm2")));
-    await assert.rejects(v.allocate({ id: "vm3", memSizeMb: 256, vcpuCount: 1, kernelImgPath: kernel }), expectCode(status.UNAVAILABLE, /shutting down/));
+  test("Stop while starting aborts the Start with FAILED_PRECONDITION and leaves the VM stopped", async () => {
+    if (!(await statusOf("vm1"))) await v.allocate(vm1Spec());
+    const starting = v.start("vm1");
+    const outcome = starting.then(() => "started", (e: ServiceError) => e);
+    // Wait for QEMU to exist, so that the abort has something to stop.
+    const deadline = Date.now() + 10_000;
+    while (qemuOf("vm1").length === 0 && Date.now() < deadline) await sleep(20);
+    assert.equal((await statusOf("vm1"))?.status, "starting");
+    await v.stop("vm1");
+    const r = await outcome;
+    assert.notEqual(r, "started");
+    expectCode(status.FAILED_PRECONDITION, /start vm 'vm1': stopped while starting/)(r);
+    assert.equal((await statusOf("vm1"))?.status, "stopped");
+    assert.deepEqual(qemuOf("vm1"), [], "QEMU is gone");
+  });
+
+  test("the daemon's graceful shutdown stops and frees every VM, leaving nothing on the host", async () => {
+    await runningVm1();
+    await v.allocate({ id: "never", memSizeMb: 128, vcpuCount: 1, kernelImgPath: kernel });
+    assert.equal(qemuOf("vm1").length, 1);
+    const cells = ["vm1", "never"].flatMap((id) => cellCgroup(d.cgroupParent, id).dirs);
+    assert.ok(cells.every((p) => fs.existsSync(p)), "both VMs' cells exist");
+    const consoleLog = path.join(runDir("vm1"), "console.log");
+    let guestConsole = "";
+    const watcher = setInterval(() => { try { guestConsole = fs.readFileSync(consoleLog, "utf8"); } catch { /* removed by Free */ } }, 20);
+    const t0 = performance.now();
+    const exited = new Promise<number | null>((r) => d.process.once("exit", (c) => r(c)));
+    d.process.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<string>((r) => { timer = setTimeout(() => r("timeout"), 60_000); })]);
+    clearTimeout(timer);
+    clearInterval(watcher);
+    process.stderr.write(`# daemon shutdown with a running VM: ${Math.round(performance.now() - t0)} ms\n`);
+    assert.equal(code, 0, `auraed exit code; logs:\n${d.logs.slice(-15).join("\n")}`);
+    assert.match(guestConsole, /power button pressed: shutting down/, `the guest was asked to power off (ACPI); daemon logs:\n${d.logs.slice(-20).join("\n")}`);
+    assert.ok(!d.logs.some((l) => /did not power off/.test(l)), "and did so before the kill timeout");
+    assert.deepEqual(qemuProcesses(d.dir), [], "no QEMU of this daemon is left");
+    const layout = detectCgroupLayout();
+    const roots = [...Object.values(layout.v1), layout.unified].filter((m): m is string => !!m);
+    assert.deepEqual(roots.map((r) => path.join(r, d.cgroupParent)).filter((p) => fs.existsSync(p)), [], "no cgroup of the daemon is left");
+    assert.deepEqual(fs.readdirSync(path.join(d.dir, "run", "vms")), [], "no VM runtime files are left");
+    assert.ok(!fs.existsSync(path.join(d.dir, "aurae.sock")), "the socket is removed");
   });
 });

@@ -9,11 +9,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
 import { Cell, type CellGraphNode } from "../../src/api/aurae/cells/v0/cells.js";
 import { VirtualMachine, VmServiceClient } from "../../src/api/aurae/vms/v0/vms.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { call, guestClients, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason, type GuestClients } from "./vms-helpers.js";
+import { call, guestClients, processOutput, qemuProcesses, removeTestImage, testImage, vmSkipReason, type GuestClients } from "../helpers/vms.js";
 
 const SKIP = vmSkipReason() || (fs.existsSync(path.resolve(import.meta.dirname, "../../bin/auraed.js")) ? false : "bin/auraed.js missing");
 
@@ -36,21 +35,16 @@ describe("Aurae's VM scenario through the daemon", { skip: SKIP, timeout: 600_00
     await removeTestImage();
   });
 
-  test("a guest's auraed runs cells with binding cgroup v2 limits, and nothing is left afterwards", async (t) => {
+  test("a guest's auraed runs cells with binding cgroup v2 limits, and nothing is left afterwards", async () => {
     const id = `scenario-${process.pid}`;
-    try {
-      await call(vms, vms.allocate, { machine: VirtualMachine.fromPartial({ id, memSizeMb: 1024, vcpuCount: 2, kernelImgPath: kernel }) });
-    } catch (err) {
-      if ((err as ServiceError).code === status.UNIMPLEMENTED) {
-        t.skip("the daemon does not serve VmService yet: register createVmService in src/daemon/server/routes.ts");
-        return;
-      }
-      throw err;
-    }
+    await call(vms, vms.allocate, { machine: VirtualMachine.fromPartial({ id, memSizeMb: 1024, vcpuCount: 2, kernelImgPath: kernel }) });
     const t0 = performance.now();
     const { auraedAddress } = await call(vms, vms.start, { vmId: id });
     const startMs = performance.now() - t0;
     assert.match(auraedAddress, /^127\.0\.0\.1:\d+$/);
+    const running = (await call(vms, vms.list, {})).machines.find((m) => m.id === id);
+    assert.equal(running?.status, "running", "QEMU's own status (QMP)");
+    assert.equal(running?.auraedAddress, auraedAddress);
 
     g = await guestClients(auraedAddress);
     const disc = await call(g.discovery, g.discovery.discover, {});
@@ -107,8 +101,16 @@ describe("Aurae's VM scenario through the daemon", { skip: SKIP, timeout: 600_00
     g = undefined;
 
     // Stop and free the VM: nothing of it remains on the host.
+    const t1 = performance.now();
     await call(vms, vms.stop, { vmId: id });
-    assert.equal((await call(vms, vms.list, {})).machines.find((m) => m.id === id)?.status, "stopped");
+    process.stderr.write(`# scenario: Stop (ACPI power-off) ${Math.round(performance.now() - t1)} ms\n`);
+    const stopped = (await call(vms, vms.list, {})).machines.find((m) => m.id === id);
+    assert.equal(stopped?.status, "stopped");
+    assert.equal(stopped?.auraedAddress, "");
+    const guestConsole = fs.readFileSync(path.join(d.dir, "run", "vms", id, "console.log"), "utf8");
+    assert.match(guestConsole, /power button pressed: shutting down/, "Stop pressed the guest's ACPI power button");
+    assert.match(guestConsole, /"msg":"auraed stopped"[\s\S]*reboot: Power down/, "the guest's auraed shut down, then powered off");
+    assert.ok(!d.logs.some((l) => /did not power off/.test(l)), "no kill was needed");
     await call(vms, vms.free, { vmId: id });
     assert.deepEqual((await call(vms, vms.list, {})).machines, []);
     assert.deepEqual(qemuProcesses(`vms/${id}/`), [], "no QEMU process");

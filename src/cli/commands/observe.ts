@@ -25,8 +25,13 @@ export function outputRequest(pid: number, o: { stderr?: boolean; cell?: string 
     processId: pid,
     channelType: o.stderr ? LogChannelType.LOG_CHANNEL_TYPE_STDERR : LogChannelType.LOG_CHANNEL_TYPE_STDOUT,
     ...(o.cell !== undefined ? { cellName: o.cell } : {}),
+    // several lines per message (our extension; a daemon without it sends one per message)
+    maxLinesPerMessage: OUTPUT_LINES_PER_MESSAGE,
   };
 }
+
+/** Lines per response `aer observe output` asks for. */
+export const OUTPUT_LINES_PER_MESSAGE = 256;
 
 /** The request for `aer observe signals [--cell NAME]`. */
 export function signalsRequest(o: { cell?: string }): Partial<GetPosixSignalsStreamRequest> {
@@ -40,8 +45,12 @@ export function logLine(item: LogItem | undefined): string {
   return dropped + item.line;
 }
 
-async function* items<T extends { item?: LogItem | undefined }>(stream: AsyncIterable<T>): AsyncGenerator<Result> {
-  for await (const res of stream) yield { data: res.item ?? {}, human: logLine(res.item) };
+/** Each LogItem of a log stream, from `item` (one per response) or `items` (our batches). */
+async function* items<T extends { item?: LogItem | undefined; items?: LogItem[] }>(stream: AsyncIterable<T>): AsyncGenerator<Result> {
+  for await (const res of stream) {
+    if (res.item) yield { data: res.item, human: logLine(res.item) };
+    for (const item of res.items ?? []) yield { data: item, human: logLine(item) };
+  }
 }
 
 export function observeCommand(run: Runner): Command {

@@ -185,6 +185,10 @@ export class CellDomain implements ExecutableDirectory {
     this.checkOpen(action);
     const problem = cellNameProblem(name, { allowReserved: opts.internal });
     if (problem) throw invalidArgument(`${action}: cell.name ${problem}`);
+    // An ancestor still being allocated (its namespace holder starting) is waited for first;
+    // everything below then runs without interleaving.
+    await this.cells.get(parentName(name))?.ready;
+    this.checkOpen(action);
     const existing = this.cells.get(name);
     if (existing) {
       throw existing.freeing ? failedPrecondition(`${action}: the cell is being freed`) : alreadyExists(`${action}: already exists`);
@@ -195,7 +199,6 @@ export class CellDomain implements ExecutableDirectory {
       if (anc.freeing) throw failedPrecondition(`${action}: ancestor cell '${a}' is being freed`);
     }
     const parent = this.cells.get(parentName(name));
-    if (parent) await this.waitReady(parent, action);
     try {
       this.driver.checkLimits(spec.limits, parent?.name ?? "");
       this.driver.createCell(name, spec.limits);

@@ -224,6 +224,13 @@ export async function bootPid1(opts: Pid1Options): Promise<void> {
  */
 export async function runPid1(run: () => Promise<number>, opts: Partial<Pid1Options> = {}): Promise<never> {
   const logger = opts.logger ?? new Logger();
+  // Node's default for these is to exit, which as pid 1 panics the kernel: power off instead.
+  const fatal = (what: string) => (err: unknown) => {
+    logger.error(`auraed failed as pid 1 (${what}): ${(err as Error)?.stack ?? String(err)}`);
+    powerOff();
+  };
+  process.on("uncaughtException", fatal("uncaught exception"));
+  process.on("unhandledRejection", fatal("unhandled rejection"));
   try {
     await bootPid1({ ...opts, logger });
     const code = await run();

@@ -1,7 +1,12 @@
 /**
  * Where a VM's QEMU process runs. In the daemon it runs inside a cell of its own
  * (`_vms/<id>`), so the cell's cgroup limits bind it and Free of the cell leaves nothing;
- * without a cells domain (unit tests, hosts without cgroups) it runs as a plain child.
+ * without a cells domain (unit tests, benchmarks, hosts without cgroups) it runs as a plain
+ * child.
+ *
+ * The rest of the VM service sees only VmmProcess: a pid, an exit promise, stop() and the tail
+ * of QEMU's stderr. How the process is spawned and how its output is collected (in a cell:
+ * through aurae-shim, output in files; as a plain child: pipes) stays in this file.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { CellLimits } from "../../platform/cgroups/limits.js";
@@ -12,24 +17,28 @@ export interface VmmExit {
   signal: NodeJS.Signals | null;
 }
 
+/** A running QEMU, as the VM service uses it. */
 export interface VmmProcess {
-  pid: number;
-  child: ChildProcess;
-  exited: Promise<VmmExit>;
+  /** QEMU's pid on the host */
+  readonly pid: number;
+  /** settles once QEMU has exited, for whatever reason */
+  readonly exited: Promise<VmmExit>;
   /** SIGTERM, a grace period, SIGKILL; resolves when nothing of it runs and its name is released */
   stop(): Promise<void>;
+  /** the last few KB QEMU wrote to stderr (trimmed), for error messages */
+  stderrTail(): string;
 }
 
 /** What the VM service needs from the cells domain (CellDomain satisfies it). */
 export interface VmCells {
-  allocate(spec: CellSpec, opts?: { internal?: boolean }): unknown;
+  allocate(spec: CellSpec, opts?: { internal?: boolean }): Promise<unknown>;
   free(name: string): Promise<void>;
   hasCell(name: string): boolean;
   spawnInCell(
     cellName: string,
     argv: string[],
-    opts?: { name?: string; output?: "sinks" | "pipe" | "ignore"; description?: string },
-  ): Promise<{ pid: number; hostPid: number; child: ChildProcess; exited: Promise<VmmExit>; stop(): Promise<void> }>;
+    opts?: { name?: string; description?: string },
+  ): Promise<{ pid: number; hostPid: number; exited: Promise<VmmExit>; stop(): Promise<void>; stderrTail(maxBytes?: number): string }>;
 }
 
 export interface VmmLauncher {
@@ -47,18 +56,35 @@ export interface VmmLauncher {
 export const VMS_CELL = "_vms";
 export const vmCellName = (id: string) => `${VMS_CELL}/${id}`;
 
+/** How much of QEMU's stderr is kept for error messages. */
+const STDERR_TAIL_BYTES = 4096;
+
+/** A VmmProcess over a Node child with piped stdout/stderr: stderr's tail is kept, stdout is drained. */
+function childVmm(child: ChildProcess, pid: number, stop: () => Promise<void>): VmmProcess {
+  let tail = "";
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    tail = (tail + d).slice(-STDERR_TAIL_BYTES);
+  });
+  child.stdout?.resume();
+  const own = new Promise<VmmExit>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  return { pid, exited: own, stop, stderrTail: () => tail.trim() };
+}
+
 export function cellLauncher(cells: VmCells): VmmLauncher {
   return {
     kind: "cell",
     async prepare(id, limits) {
       if (!cells.hasCell(VMS_CELL)) {
-        cells.allocate({ name: VMS_CELL, limits: {}, isolateProcess: false, isolateNetwork: false }, { internal: true });
+        await cells.allocate({ name: VMS_CELL, limits: {}, isolateProcess: false, isolateNetwork: false }, { internal: true });
       }
-      cells.allocate({ name: vmCellName(id), limits, isolateProcess: false, isolateNetwork: false }, { internal: true });
+      await cells.allocate({ name: vmCellName(id), limits, isolateProcess: false, isolateNetwork: false }, { internal: true });
     },
     async launch(id, argv, run) {
-      const p = await cells.spawnInCell(vmCellName(id), argv, { name: `qemu-${run}`, output: "pipe", description: `QEMU of vm '${id}'` });
-      return { pid: p.hostPid, child: p.child, exited: p.exited, stop: () => p.stop() };
+      const p = await cells.spawnInCell(vmCellName(id), argv, { name: `qemu-${run}`, description: `QEMU of vm '${id}'` });
+      return { pid: p.hostPid, exited: p.exited, stop: () => p.stop(), stderrTail: () => p.stderrTail(STDERR_TAIL_BYTES).trim() };
     },
     async release(id) {
       if (cells.hasCell(vmCellName(id))) await cells.free(vmCellName(id));
@@ -80,20 +106,14 @@ export function processLauncher(graceMs = 5000): VmmLauncher {
         child.once("spawn", resolve);
         child.once("error", reject);
       });
-      const exited = new Promise<VmmExit>((r) => child.once("exit", (code, signal) => r({ code, signal })));
-      return {
-        pid: child.pid!,
-        child,
-        exited,
-        async stop() {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill("SIGTERM");
-            const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-            await exited;
-            clearTimeout(timer);
-          }
-        },
-      };
+      const vmm: VmmProcess = childVmm(child, child.pid!, async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        await vmm.exited;
+        clearTimeout(timer);
+      });
+      return vmm;
     },
     async release() {},
     async close() {},

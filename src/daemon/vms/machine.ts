@@ -57,20 +57,9 @@ export class MachineRun {
   qmp: QmpClient | undefined;
   port = 0;
   readonly exited: Promise<VmmExit>;
-  private stderr = "";
 
   private constructor(readonly opts: RunOptions, readonly vmm: VmmProcess) {
-    // The child's own exit event as well as the launcher's record: whichever comes first.
-    const child = vmm.child;
-    const ownExit = new Promise<VmmExit>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
-      else child.once("exit", (code, signal) => resolve({ code, signal }));
-    });
-    this.exited = Promise.race([vmm.exited, ownExit]);
-    vmm.child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-      this.stderr = (this.stderr + d).slice(-4000);
-    });
-    vmm.child.stdout?.resume();
+    this.exited = vmm.exited;
     void this.exited.then(() => this.qmp?.close());
   }
 
@@ -83,7 +72,7 @@ export class MachineRun {
   }
 
   get qemuStderr(): string {
-    return this.stderr.trim();
+    return this.vmm.stderrTail();
   }
 
   /** Launches QEMU and waits until the guest's auraed answers TLS; throws StartError (QEMU is then stopped). */
@@ -128,7 +117,8 @@ export class MachineRun {
 
   private failure(what: string): StartError {
     const console = tail(this.consoleLog);
-    return new StartError("vmm", `${what}${this.stderr ? `; qemu: ${this.qemuStderr.split("\n").slice(-3).join(" ")}` : ""}${console ? `; console: ${console.slice(-600)}` : ""}`);
+    const qemu = this.qemuStderr;
+    return new StartError("vmm", `${what}${qemu ? `; qemu: ${qemu.split("\n").slice(-3).join(" ")}` : ""}${console ? `; console: ${console.slice(-600)}` : ""}`);
   }
 
   /**

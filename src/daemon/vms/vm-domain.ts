@@ -66,7 +66,13 @@ export class VmDomain {
   private readonly o: Required<Pick<VmDomainOptions, "bootTimeoutMs" | "powerdownTimeoutMs" | "overheadMiB">> & VmDomainOptions;
 
   constructor(opts: VmDomainOptions) {
-    this.o = { bootTimeoutMs: 120_000, powerdownTimeoutMs: 20_000, overheadMiB: 384, ...opts };
+    // `??` per field: an option given as undefined (createVmService passes its deps through) keeps the default.
+    this.o = {
+      ...opts,
+      bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
+      powerdownTimeoutMs: opts.powerdownTimeoutMs ?? 20_000,
+      overheadMiB: opts.overheadMiB ?? 384,
+    };
   }
 
   private get(id: string, action: string): VmRecord {

@@ -3,7 +3,7 @@
  * under .cache/vm-test by content), promise wrappers for grpc-js calls, and clients for a
  * guest's auraed reached through its forwarded port.
  */
-import { credentials, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type CallOptions, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -11,7 +11,7 @@ import { CellServiceClient } from "../../src/api/aurae/cells/v0/cells.js";
 import { DiscoveryServiceClient } from "../../src/api/aurae/discovery/v0/discovery.js";
 import { LogChannelType, ObserveServiceClient } from "../../src/api/aurae/observe/v0/observe.js";
 import { buildVmImage, type VmImage } from "../../src/vmimage/build.js";
-import { testPki } from "../helpers/pki.js";
+import { testPki } from "./pki.js";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
 export const VM_CACHE = path.join(REPO, ".cache/vm-test");
@@ -51,10 +51,17 @@ export async function removeTestImage(): Promise<void> {
   if (img) fs.rmSync(img.dir, { recursive: true, force: true });
 }
 
-type Cb<Res> = (err: ServiceError | null, res: Res) => void;
-/** Promise form of a grpc-js unary call. */
-export function call<Req, Res>(client: object, method: (req: Req, cb: Cb<Res>) => unknown, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => method.call(client, req, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
+/**
+ * Promise form of a grpc-js unary call (typed from the method's last overload, the one with
+ * metadata and options). Default deadline 180 s: a hung call fails the test instead of hanging it.
+ */
+export function call<Req, Res>(
+  client: object,
+  method: (req: Req, metadata: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown,
+  req: Req,
+  options: Partial<CallOptions> = { deadline: Date.now() + 180_000 },
+): Promise<Res> {
+  return new Promise((resolve, reject) => method.call(client, req, new Metadata(), options, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
 }
 
 export async function guestCredentials(): Promise<ChannelCredentials> {
