@@ -10,8 +10,8 @@
  *       exit                          written by aurae-shim when the program exits
  *
  * `<cell>` is the cell name with each "/" written "%2F" (encodeURIComponent). Records are
- * JSON with a `format` field; each is written to a temporary file, flushed, then renamed over
- * the old one, so a crash leaves either the old or the new record, never a torn one. A record
+ * JSON with a `format` field; each is written to a temporary file, then renamed over the old
+ * one, so a daemon that dies leaves either the old or the new record, never a torn one. A record
  * that does not parse or does not match its schema is reported and left alone, as is what it
  * names: its name is known from its file name, so nothing of it is touched.
  */
@@ -78,16 +78,15 @@ export interface LoadedState {
 
 const encodeCell = (name: string) => encodeURIComponent(name);
 
-/** Writes `data` to `file` atomically: temp file, fsync, rename. */
+/**
+ * Writes `data` to `file` atomically: a temporary file renamed over it, so a reader (a
+ * restarted daemon) sees the old record or the new one, never a torn one. Not fsync'd: the
+ * store guards against the daemon dying, not the machine; after a crash or reboot of the
+ * machine nothing it records runs any more (and the runtime dir is usually a tmpfs).
+ */
 export function writeFileAtomic(file: string, data: string): void {
   const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, "w", 0o600);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fs.writeFileSync(tmp, data, { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
 

@@ -164,7 +164,7 @@ static void write_exit(int status) {
                               : snprintf(line, sizeof line, "exited %d %lld\n", WEXITSTATUS(status), now_ms());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return;
-  int ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+  int ok = write(fd, line, (size_t)n) == n;
   close(fd);
   if (ok) rename(tmp, exit_file);
 }
