@@ -32,4 +32,9 @@ export interface ServiceModule {
   definition: import("@grpc/grpc-js").ServiceDefinition;
   implementation: import("@grpc/grpc-js").UntypedServiceImplementation;
   shutdown?(): Promise<void>;
+  /**
+   * Lets go of everything without stopping any workload, for a start that failed after the
+   * module was built (its workloads stay for the next daemon). Default: `shutdown`.
+   */
+  abandon?(): Promise<void>;
 }

@@ -9,6 +9,8 @@ import { Logger } from "./logger.js";
 import { parseListenAddress, type ListenAddress } from "./server/address.js";
 import { buildAuraeServices } from "./server/routes.js";
 import { DaemonServer } from "./server/server.js";
+import { prepareUnixSocket } from "./server/socket.js";
+import { AuraeError } from "./errors.js";
 import { loadServerCredentials, StartupError } from "./server/tls.js";
 import { stopSignals } from "./stop-signals.js";
 
@@ -94,6 +96,8 @@ export async function runDaemon(argv: string[], run: { stop?: Promise<NodeJS.Sig
     opts.socket ?? (mode === "pid1" ? "[::]:8080" : join(opts.runtimeDir, "aurae.sock")),
   );
   const credentials = loadServerCredentials(ctx.tls);
+  // Before anything is adopted: a live daemon's socket means another daemon owns this node.
+  if (address.kind === "unix") await prepareUnixSocket(address.path);
 
   const health = new HealthRegistry();
   let serving = false;
@@ -103,7 +107,13 @@ export async function runDaemon(argv: string[], run: { stop?: Promise<NodeJS.Sig
   ];
   const healthModule = createHealthService(logger, health);
   const server = new DaemonServer(logger, [healthModule, ...services]);
-  await server.listen(address, credentials);
+  try {
+    await server.listen(address, credentials);
+  } catch (err) {
+    // Nothing was served: let go of what was built, leaving every workload as it was.
+    for (const s of [...services].reverse()) await (s.abandon ?? s.shutdown)?.call(s).catch(() => undefined);
+    throw err;
+  }
 
   health.set("", ServingStatus.SERVING);
   for (const s of services) health.set(s.name, ServingStatus.SERVING);
@@ -137,6 +147,10 @@ export async function main(argv = process.argv): Promise<void> {
   } catch (err) {
     if (err instanceof StartupError) {
       process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof AuraeError && err.kind !== "internal") {
+      process.stderr.write(`auraed cannot start: ${err.message}\n`);
       process.exit(1);
     }
     process.stderr.write(`auraed failed: ${(err as Error).stack ?? String(err)}\n`);

@@ -3,7 +3,7 @@ import * as x509 from "@peculiar/x509";
 import { webcrypto, randomBytes } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir } from "./ensure-dir.js";
+import { ensureDir } from "../platform/fs/ensure-dir.js";
 
 /**
  * A development PKI in Aurae's layout, made without openssl: a CA, a server certificate for

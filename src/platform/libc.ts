@@ -33,6 +33,7 @@ interface Bindings {
   waitpid: KoffiFunction;
   fallocate: KoffiFunction;
   lseek: KoffiFunction;
+  flock: KoffiFunction;
 }
 
 let bindings: Bindings | undefined;
@@ -46,6 +47,7 @@ function libc(): Bindings {
       waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
       fallocate: lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
       lseek: lib.func("int64_t lseek(int fd, int64_t offset, int whence)"),
+      flock: lib.func("int flock(int fd, int operation)"),
     };
   }
   return bindings;
@@ -122,4 +124,15 @@ export function seekData(fd: number, offset: number): number | undefined {
   const e = koffi.errno();
   if (e === os.constants.errno.ENXIO) return undefined;
   throw new SyscallError("lseek(SEEK_DATA)", e);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** `flock(fd, LOCK_EX | LOCK_NB)`: true when taken, false when another open file holds it. */
+export function flockExclusive(fd: number): boolean {
+  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const e = koffi.errno();
+  if (e === os.constants.errno.EWOULDBLOCK) return false;
+  throw new SyscallError("flock", e);
 }

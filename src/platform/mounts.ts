@@ -3,9 +3,10 @@
  * process from /proc/self/mountinfo (or a given text).
  */
 import koffi from "koffi";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { SyscallError } from "./libc.js";
+import { ensureDir } from "./fs/ensure-dir.js";
 
 type KoffiFunction = ReturnType<ReturnType<typeof koffi.load>["func"]>;
 
@@ -126,7 +127,7 @@ export type EnsureResult = "mounted" | "present";
  */
 export function ensureMounted(spec: MountSpec, isSatisfied: (m: MountEntry | undefined) => boolean = (m) => m?.fstype === spec.fstype): EnsureResult {
   if (isSatisfied(mountAt(spec.target))) return "present";
-  if (!existsSync(spec.target)) mkdirSync(spec.target, { recursive: true, mode: spec.mode ?? 0o755 });
+  if (!existsSync(spec.target)) ensureDir(spec.target, spec.mode ?? 0o755);
   mount(spec.source, spec.target, spec.fstype, spec.flags ?? 0, spec.data ?? null);
   return "mounted";
 }

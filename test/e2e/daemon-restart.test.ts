@@ -213,6 +213,30 @@ describe("restart without losing workloads", { skip: SKIP, timeout: 180_000 }, (
     assert.equal(fs.existsSync(path.join(UNIFIED, d2.cgroupParent, "stray")), false);
   });
 
+  test("a second daemon on the same state or cgroup parent refuses to start and touches nothing", async () => {
+    const d1 = await start();
+    const c = connect(d1);
+    try {
+      await c.cells.allocate({ cell: { name: "mine" } });
+      const r = await c.cells.start({ cellName: "mine", executable: { name: "w", command: "sleep 1000" } });
+      const other = path.join(d1.dir, "other.sock");
+      // same runtime dir, another socket
+      const sameState = await startDaemon({ restartOf: d1, socket: other, cgroupParent: `${d1.cgroupParent}-x`, waitReady: false });
+      assert.equal(await new Promise((res) => sameState.process.once("exit", res)), 1);
+      assert.match(sameState.logs.join("\n"), /another auraed owns .*\/run\/state/);
+      // same cgroup parent, another runtime dir
+      const sameCgroups = await startDaemon({ cgroupParent: d1.cgroupParent, waitReady: false });
+      daemons.push(sameCgroups);
+      assert.equal(await new Promise((res) => sameCgroups.process.once("exit", res)), 1);
+      assert.match(sameCgroups.logs.join("\n"), new RegExp(`another auraed owns .*${d1.cgroupParent}`));
+      assert.ok(alive(r.hostPid), "the first daemon's workload runs on");
+      assert.deepEqual(flatten((await c.cells.list()).cells), { mine: [["w", "running", null]] });
+      await c.cells.free({ cellName: "mine" });
+    } finally {
+      c.client.close();
+    }
+  });
+
   test("--keep-workloads: SIGTERM exits 0 and leaves everything running for the next daemon", async () => {
     const d1 = await start({ args: ["--keep-workloads"] });
     let c = connect(d1);

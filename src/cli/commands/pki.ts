@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { ensureDir } from "../../pki/ensure-dir.js";
+import { ensureDir } from "../../platform/fs/ensure-dir.js";
 import { clientConfigToml, clientPaths, createDevPki, installServerSide, issueClientCert } from "../../pki/pki.js";
 import { DEFAULT_SOCKET, expandHome } from "../../client/config.js";
 import { example, type Runner } from "../command.js";

@@ -336,10 +336,15 @@ export class CellDomain implements ExecutableDirectory {
         for (const e of c.executables.values()) e.release();
         c.holder?.release();
       }
-      this.logger?.info("cells: left running for the next daemon", {
-        cells: this.cells.size,
-        executables: [...this.cells.values()].reduce((n, c) => n + c.executables.size, 0),
-      });
+      if (this.cells.size > 0) {
+        this.logger?.info("cells: left running for the next daemon", {
+          cells: this.cells.size,
+          executables: [...this.cells.values()].reduce((n, c) => n + c.executables.size, 0),
+        });
+        return;
+      }
+      // nothing to keep: the parent cgroup need not stay either (an empty one is removed)
+      try { this.driver.destroy(); } catch { /* something else still uses it */ }
       return;
     }
     const top = [...this.cells.values()].filter((c) => !c.parent);

@@ -27,6 +27,7 @@ import { startReaper } from "../../platform/reaper.js";
 import { adopt } from "./adopt.js";
 import { CellDomain } from "./cell-domain.js";
 import { StateStore } from "./store.js";
+import { tryLock, type Lock } from "../../platform/fs/lock.js";
 import type { CellSpec, CellView, ExecutableView } from "./spec.js";
 import { parseAllocateRequest, parseFreeRequest, parseStartRequest, parseStopRequest } from "./validation.js";
 import { unavailable } from "../errors.js";
@@ -90,6 +91,17 @@ export async function createCellService(ctx: DaemonContext, deps: CellServiceDep
   }
   const store = new StateStore(ctx.runtimeDir);
   const storeProblem = store.open();
+  // One daemon per state store and per cgroup parent: a second one would take the first's
+  // workloads for leftovers. The kernel drops these locks when the daemon dies.
+  const locks: Lock[] = [];
+  for (const path of [store.dir, driver.trackerDir("")]) {
+    const lock = tryLock(path);
+    if (!lock) {
+      for (const l of locks) l.release();
+      throw unavailable(`cells: another auraed owns ${path}; stop it first, or give this one another --runtime-dir and --cgroup-parent`);
+    }
+    locks.push(lock);
+  }
   const reaper = startReaper({
     onReap: (r) => ctx.logger.debug("reaped an orphan", { pid: r.pid, code: r.code, signal: r.signal }),
   });
@@ -141,6 +153,15 @@ export async function createCellService(ctx: DaemonContext, deps: CellServiceDep
         await domain.shutdown({ keepWorkloads: ctx.keepWorkloads });
       } finally {
         reaper.stop();
+        for (const l of locks) l.release();
+      }
+    },
+    async abandon() {
+      try {
+        await domain.shutdown({ keepWorkloads: true });
+      } finally {
+        reaper.stop();
+        for (const l of locks) l.release();
       }
     },
   };

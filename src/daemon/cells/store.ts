@@ -18,6 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { CellLimits } from "../../platform/cgroups/limits.js";
+import { ensureDir } from "../../platform/fs/ensure-dir.js";
 import type { ProcessIdentity } from "../../platform/process/identity.js";
 
 export const STATE_FORMAT = 1;
@@ -106,8 +107,8 @@ export class StateStore {
    * store must then not be written) when it holds another format.
    */
   open(): StoreProblem | undefined {
-    fs.mkdirSync(this.cellsDir, { recursive: true, mode: 0o700 });
-    fs.mkdirSync(this.exesDir, { recursive: true, mode: 0o700 });
+    ensureDir(this.cellsDir, 0o700);
+    ensureDir(this.exesDir, 0o700);
     fs.chmodSync(this.dir, 0o700);
     const formatFile = path.join(this.dir, "FORMAT");
     let text: string | undefined;

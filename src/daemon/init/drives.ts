@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mount, MS_RDONLY, mountAt } from "../../platform/mounts.js";
 import type { DriveMountConfig } from "./boot-config.js";
+import { ensureDir } from "../../platform/fs/ensure-dir.js";
 
 /** The block device (`/dev/vdb`) whose virtio serial is `serial`, if attached. */
 export function findDiskBySerial(serial: string, sysBlock = "/sys/block"): string | undefined {
@@ -21,7 +22,7 @@ export function mountDrive(m: DriveMountConfig): "mounted" | "present" {
   if (!dev) throw new Error(`mount drive '${m.serial}' at ${m.path}: no disk with that serial is attached`);
   const existing = mountAt(m.path);
   if (existing && existing.source === dev) return "present";
-  mkdirSync(m.path, { recursive: true });
+  ensureDir(m.path);
   mount(dev, m.path, m.fsType, m.readOnly ? MS_RDONLY : 0, null);
   return "mounted";
 }

@@ -2,7 +2,7 @@ import { Server, type ServerCredentials } from "@grpc/grpc-js";
 import type { ServiceModule } from "../context.js";
 import type { Logger } from "../logger.js";
 import { describeAddress, grpcTarget, type ListenAddress } from "./address.js";
-import { prepareUnixSocket, removeSocket } from "./socket.js";
+import { removeSocket } from "./socket.js";
 import { chmodSync } from "node:fs";
 import { StartupError } from "./tls.js";
 
@@ -22,8 +22,11 @@ export class DaemonServer {
     for (const m of modules) this.server.addService(m.definition, m.implementation);
   }
 
+  /**
+   * Binds the address (a Unix socket must have been prepared with prepareUnixSocket, before
+   * anything was adopted: a live daemon's socket is never taken).
+   */
   async listen(address: ListenAddress, credentials: ServerCredentials): Promise<void> {
-    if (address.kind === "unix") await prepareUnixSocket(address.path);
     await new Promise<void>((resolve, reject) => {
       this.server.bindAsync(grpcTarget(address), credentials, (err) => {
         if (err) reject(new StartupError(`auraed cannot listen on '${describeAddress(address)}': ${err.message}`));

@@ -1,7 +1,8 @@
 import { connect } from "node:net";
-import { lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { StartupError } from "./tls.js";
+import { ensureDir } from "../../platform/fs/ensure-dir.js";
 
 /** Resolves true when something accepts connections on the Unix socket at `path`. */
 function answers(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -22,7 +23,7 @@ function answers(path: string, timeoutMs = 1000): Promise<boolean> {
  * one, refuses to remove anything that is not a socket.
  */
 export async function prepareUnixSocket(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  ensureDir(dirname(path), 0o755);
   let st;
   try {
     st = lstatSync(path);

@@ -3,7 +3,7 @@
  * guest's auraed answering TLS; then stopped by ACPI power-off (QMP `system_powerdown`) with
  * a kill after a timeout. A run ends when QEMU exits, for whatever reason.
  */
-import { existsSync, mkdirSync, openSync, closeSync, readSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
+import { existsSync, openSync, closeSync, readSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import tls from "node:tls";
 import { acceleratorKernelArgs } from "../../platform/qemu/accel.js";
@@ -12,6 +12,7 @@ import { parseHostForwardPort, QmpClient } from "../../platform/qemu/qmp.js";
 import { driveSerial, GUEST_AURAED_PORT, GUEST_IP, guestCmdline } from "./cmdline.js";
 import type { VmmExit, VmmLauncher, VmmProcess } from "./launcher.js";
 import type { VmSpec } from "./spec.js";
+import { ensureDir } from "../../platform/fs/ensure-dir.js";
 
 export const SERVER_NAME = "server.unsafe.aurae.io";
 
@@ -78,7 +79,7 @@ export class MachineRun {
   /** Launches QEMU and waits until the guest's auraed answers TLS; throws StartError (QEMU is then stopped). */
   static async start(o: RunOptions): Promise<MachineRun> {
     if (o.signal.aborted) throw new StartError("aborted", "stopped while starting");
-    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    ensureDir(o.dir, 0o700);
     const qmpSocket = join(o.dir, "qmp.sock");
     const consoleLog = join(o.dir, "console.log");
     rmSync(qmpSocket, { force: true });

@@ -114,6 +114,11 @@ export class CgroupDriver {
     return this.hierarchies.map((h) => this.dir(h, cellPath));
   }
 
+  /** A cell's directory (the parent's with "") in the tracker hierarchy. */
+  trackerDir(cellPath: string): string {
+    return this.dir(this.trackerHierarchy, cellPath);
+  }
+
   /** The tracker leaf of one executable. */
   executableDir(cellPath: string, executable: string): string {
     return path.join(this.dir(this.trackerHierarchy, cellPath), PROCESS_LEAF, executable);

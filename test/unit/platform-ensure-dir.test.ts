@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 const tmp = mkdtempSync(join(tmpdir(), "aurae-ensure-dir-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const MODULE = pathToFileURL(join(import.meta.dirname, "../../src/pki/ensure-dir.ts")).href;
+const MODULE = pathToFileURL(join(import.meta.dirname, "../../src/platform/fs/ensure-dir.ts")).href;
 
 /** Runs ensureDir in a child (a regression to an endless loop would hang this process), with a 10 s limit. */
 function ensureDirInChild(dir: string, mode?: number): { status: number | null; signal: NodeJS.Signals | null; stderr: string } {
