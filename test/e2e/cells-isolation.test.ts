@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { CellServiceClient, LogChannelType, ObserveServiceClient, createClient, type AuraeClient } from "../../src/client/index.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { ebpfMissing } from "../helpers/ebpf.js";
 
 const SKIP =
   process.getuid?.() !== 0
@@ -251,6 +252,32 @@ describe("isolated cells through the daemon", { skip: SKIP, timeout: 120_000 }, 
     } finally {
       await cells.free({ cellName: a });
       await cells.free({ cellName: b });
+    }
+  });
+
+  test("a signal to a process of an isolated cell is reported with the pid Start returned", async (t) => {
+    const missing = ebpfMissing();
+    if (missing) return t.skip(missing);
+    const cell = unique("sigpid");
+    await cells.allocate({ cell: { name: cell, isolateProcess: true } });
+    try {
+      const r = await cells.start({ cellName: cell, executable: { name: "target", command: "sleep 1000" } });
+      assert.notEqual(r.pid, r.hostPid);
+      const ac = new AbortController();
+      const stream = observe.getPosixSignalsStream({ workload: { workloadType: 1, id: cell } }, { signal: ac.signal });
+      const seen = (async () => {
+        for await (const m of stream) if (m.signal?.signal === 15) return m.signal;
+        return undefined;
+      })().catch(() => undefined);
+      await new Promise((res) => setTimeout(res, 300)); // the subscription is live
+      await cells.stop({ cellName: cell, executableName: "target" });
+      const sig = await Promise.race([seen, new Promise<undefined>((res) => setTimeout(() => res(undefined), 5000))]);
+      ac.abort();
+      assert.ok(sig, "the SIGTERM of the stop was seen");
+      assert.equal(sig.processId, r.pid, "the pid in the cell, as Start reported it");
+      assert.equal(sig.cellName, cell);
+    } finally {
+      await cells.free({ cellName: cell });
     }
   });
 
