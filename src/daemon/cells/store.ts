@@ -79,6 +79,9 @@ export interface LoadedState {
 
 const encodeCell = (name: string) => encodeURIComponent(name);
 
+/** Every file an executable's directory normally holds. */
+const EXECUTABLE_FILES = ["executable.json", "stdout", "stderr", "exit", "exit.tmp", "executable.json.tmp"];
+
 /**
  * Writes `data` to `file` atomically: a temporary file renamed over it, so a reader (a
  * restarted daemon) sees the old record or the new one, never a torn one. Not fsync'd: the
@@ -150,8 +153,20 @@ export class StateStore {
     writeFileAtomic(path.join(dir, "executable.json"), JSON.stringify(rec));
   }
 
+  /** Removes an executable's directory: its known files one by one (cheaper than a recursive rm), then anything else. */
   removeExecutable(dir: string): void {
-    fs.rmSync(dir, { recursive: true, force: true });
+    for (const f of EXECUTABLE_FILES) {
+      try {
+        fs.unlinkSync(path.join(dir, f));
+      } catch {
+        // not written (yet), or already gone
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") fs.rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** Everything recorded, with what could not be read. */
