@@ -17,6 +17,8 @@
  *   checkpoints taken at each change; within a burst, the checkpoint just after it).
  * - After `end()` (nothing of the executable can write any more) each reader gets the rest,
  *   a trailing partial line as a last line, and then the end.
+ * - An idle channel holds no file descriptor (thousands of executables must not exhaust the
+ *   daemon's): the file is opened while readers read it or while its oldest part is freed.
  */
 import fs from "node:fs";
 import { punchHole, seekData } from "../libc.js";
@@ -63,7 +65,8 @@ export class ChannelFile {
   readonly retainBytes: number;
   readonly maxLineBytes: number;
   private readonly now: () => number;
-  private fd: number;
+  /** open while readers read or the oldest part is being freed; -1 otherwise */
+  private fd = -1;
   /** size at the last refresh */
   private size: number;
   /** the first retained byte (a line start, except after a cut inside one huge line) */
@@ -79,6 +82,8 @@ export class ChannelFile {
   private cpSize: Float64Array | undefined;
   private cpTime: Float64Array | undefined;
   private cpCount = 0;
+  /** when the daemon opened the channel: the time of anything written before its first look */
+  private readonly bornAt: number;
 
   /**
    * Opens an existing output file (created by whoever starts the program). A file with content
@@ -90,14 +95,17 @@ export class ChannelFile {
     this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     if (this.maxLineBytes < 4) throw new RangeError("maxLineBytes must be at least 4");
     this.now = opts.now ?? Date.now;
-    this.fd = fs.openSync(path, fs.constants.O_RDWR);
-    this.size = fs.fstatSync(this.fd).size;
+    this.bornAt = this.now();
+    this.size = fs.statSync(path).size;
     this.start = 0;
     if (this.size > 0) {
-      const data = seekData(this.fd, 0) ?? this.size;
+      const fd = this.useFd();
+      const data = seekData(fd, 0) ?? this.size;
       this.start = data === 0 ? 0 : this.nextLineStart(data);
+      this.checkpoint(this.size, this.bornAt);
+      this.idleFd();
+      if (this.size - this.start > this.retainBytes + this.slack()) this.free();
     }
-    this.refresh();
   }
 
   /** true once end() was called */
@@ -113,8 +121,13 @@ export class ChannelFile {
   /** Takes note of new output (call on every change notification): wakes readers, frees the oldest part when over budget. */
   refresh(): void {
     if (this.released) return;
-    const size = fs.fstatSync(this.fd).size;
-    if (size <= this.size && this.cpCount > 0) return;
+    let size: number;
+    try {
+      size = this.fd >= 0 ? fs.fstatSync(this.fd).size : fs.statSync(this.path).size;
+    } catch {
+      return; // removed: its executable is being released
+    }
+    if (size <= this.size) return;
     this.checkpoint(size, this.now());
     this.size = size;
     this.wake();
@@ -135,6 +148,7 @@ export class ChannelFile {
    */
   openReader(opts: { history?: boolean } = {}): OutputReader {
     if (this.released) throw new Error(`output file ${this.path} is closed`);
+    this.useFd();
     const r = new FileReader(this, opts.history === false ? this.size : 0);
     this.readers.add(r);
     return r;
@@ -143,18 +157,25 @@ export class ChannelFile {
   /** The last `maxBytes` of retained output as text (for error messages). */
   tail(maxBytes = 4096): string {
     if (this.released) return "";
-    const size = fs.fstatSync(this.fd).size;
-    const from = Math.max(this.start, size - maxBytes);
-    const buf = Buffer.alloc(size - from);
-    const n = fs.readSync(this.fd, buf, 0, buf.length, from);
-    return buf.toString("utf8", 0, n);
+    try {
+      const fd = this.useFd();
+      const size = fs.fstatSync(fd).size;
+      const from = Math.max(this.start, size - maxBytes);
+      const buf = Buffer.alloc(size - from);
+      const n = fs.readSync(fd, buf, 0, buf.length, from);
+      return buf.toString("utf8", 0, n);
+    } catch {
+      return "";
+    } finally {
+      this.idleFd();
+    }
   }
 
   /** The owner lets go: the file is closed once the last reader has finished. */
   release(): void {
     this.end();
     this.released = true;
-    if (this.readers.size === 0) this.closeFd();
+    this.idleFd();
   }
 
   // --- used by readers -------------------------------------------------------------------
@@ -197,6 +218,7 @@ export class ChannelFile {
   timeAt(offset: number): number {
     const sizes = this.cpSize;
     if (!sizes) return this.now();
+    if (offset < 0) return this.bornAt;
     let lo = 0;
     let hi = this.cpCount;
     while (lo < hi) {
@@ -215,7 +237,7 @@ export class ChannelFile {
   /** @internal */
   readerClosed(r: FileReader): void {
     this.readers.delete(r);
-    if (this.released && this.readers.size === 0) this.closeFd();
+    this.idleFd();
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -229,6 +251,21 @@ export class ChannelFile {
     const ws = this.waiters;
     this.waiters = [];
     for (const w of ws) w();
+  }
+
+  /** The open fd (opened now if needed). */
+  private useFd(): number {
+    if (this.fd < 0) this.fd = fs.openSync(this.path, fs.constants.O_RDWR);
+    return this.fd;
+  }
+
+  /** Closes the fd when nothing needs it: no reader, no freeing in progress. */
+  private idleFd(): void {
+    if (this.fd >= 0 && this.readers.size === 0 && !this.freeing) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+    if (this.released) this.wake();
   }
 
   private checkpoint(size: number, time: number): void {
@@ -269,8 +306,9 @@ export class ChannelFile {
   /** The first line start at or after `offset` (the end when no newline follows). */
   private nextLineStart(offset: number): number {
     const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const fd = this.useFd();
     for (let at = offset; ; ) {
-      const n = fs.readSync(this.fd, buf, 0, buf.length, at);
+      const n = fs.readSync(fd, buf, 0, buf.length, at);
       if (n === 0) return at;
       const nl = buf.subarray(0, n).indexOf(NEWLINE);
       if (nl >= 0) return at + nl + 1;
@@ -285,10 +323,22 @@ export class ChannelFile {
   private free(): void {
     this.freeing = true;
     const step = () => {
-      if (this.released || this.fd < 0) return;
+      if (this.released) {
+        this.freeing = false;
+        this.idleFd();
+        return;
+      }
       const target = this.size - this.retainBytes;
       if (target - this.start <= 0) {
         this.freeing = false;
+        this.idleFd();
+        return;
+      }
+      let fd: number;
+      try {
+        fd = this.useFd();
+      } catch {
+        this.freeing = false; // removed meanwhile
         return;
       }
       const until = Math.min(target, this.start + PUNCH_STEP);
@@ -296,7 +346,7 @@ export class ChannelFile {
       let lines = 0;
       let lastLineStart = -1;
       for (let at = this.start; at < until; ) {
-        const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, until - at), at);
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, until - at), at);
         if (n === 0) break;
         for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) {
           lines++;
@@ -307,7 +357,7 @@ export class ChannelFile {
       // cut at the last line boundary; inside one huge line, cut where the budget says
       const cut = lastLineStart > this.start ? lastLineStart : until;
       try {
-        punchHole(this.fd, this.start, cut - this.start);
+        punchHole(fd, this.start, cut - this.start);
       } catch {
         // a filesystem without holes: the file keeps growing, readers are still bounded
       }
@@ -315,18 +365,15 @@ export class ChannelFile {
       this.linesBefore += lines;
       // more than one step's worth: continue on the next turn
       if (until < target) setImmediate(step);
-      else this.freeing = false;
+      else {
+        this.freeing = false;
+        this.idleFd();
+      }
     };
     step();
   }
 
-  private closeFd(): void {
-    if (this.fd >= 0) {
-      fs.closeSync(this.fd);
-      this.fd = -1;
-    }
-    this.wake();
-  }
+
 }
 
 class FileReader implements OutputReader {
