@@ -281,6 +281,35 @@ describe("isolated cells through the daemon", { skip: SKIP, timeout: 120_000 }, 
     }
   });
 
+  test("output of a background child is streamed to the end, after the main process exited", async () => {
+    const cell = unique("bg");
+    await cells.allocate({ cell: { name: cell, isolateProcess: true } });
+    try {
+      // the background child outlives the main process, as an orphan of the cell's init
+      const r = await run(cell, "(sleep 0.5; echo late) & echo early");
+      assert.equal(r.out, "early\nlate\n");
+    } finally {
+      await cells.free({ cellName: cell });
+    }
+  });
+
+  test("when an isolated cell's namespaces die, Start there is refused instead of running outside them", async () => {
+    const cell = unique("dead");
+    await cells.allocate({ cell: { name: cell, isolateProcess: true } });
+    try {
+      // a root program inside may do this: the cell's init quits, its pid namespace dies
+      await run(cell, "kill -TERM 1");
+      await new Promise((res) => setTimeout(res, 300));
+      await assert.rejects(
+        cells.start({ cellName: cell, executable: { name: "after", command: "hostname" } }),
+        (e: Error & { code?: number }) => e.code === 9 && /cell '.*' has lost its namespaces/.test(e.message),
+      );
+      assert.ok(d.logs.some((l) => l.includes(`cell '${cell}' lost its namespaces`)), "and the daemon said so");
+    } finally {
+      await cells.free({ cellName: cell });
+    }
+  });
+
   test("a non-root user can reach nothing that controls a cell", async () => {
     const cell = unique("guard");
     await cells.allocate({ cell: { name: cell, isolateProcess: true, isolateNetwork: true } });

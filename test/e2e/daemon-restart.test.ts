@@ -165,33 +165,66 @@ describe("restart without losing workloads", { skip: SKIP, timeout: 180_000 }, (
     }
   });
 
-  test("a recorded pid now used by another process is never signalled", async () => {
+  test("a recorded pid now used by another process is never signalled, and an unknown end is reported as such", async () => {
     const d1 = await start();
     let c = connect(d1);
     await c.cells.allocate({ cell: { name: "p" } });
     const r = await c.cells.start({ cellName: "p", executable: { name: "old", command: "sleep 1000" } });
     c.client.close();
     await d1.kill9();
-    // the program ends while no daemon runs, and its pid "goes" to an unrelated process
+    const dir = path.join(d1.dir, "run/state/executables", "p~old");
+    const rec = JSON.parse(fs.readFileSync(path.join(dir, "executable.json"), "utf8"));
+    // the shim dies first (so nobody records the end), then the program; its pid "goes" to an
+    // unrelated process
+    process.kill(rec.shim.pid, "SIGKILL");
     process.kill(r.hostPid, "SIGKILL");
+    await sleep(100);
+    assert.equal(fs.existsSync(path.join(dir, "exit")), false, "no exit status was recorded");
     const other = spawn("sleep", ["1000"], { stdio: "ignore" });
-    const recFile = path.join(d1.dir, "run/state/executables", "p~old", "executable.json");
-    const rec = JSON.parse(fs.readFileSync(recFile, "utf8"));
-    rec.process.pid = other.pid;
+    rec.process.pid = other.pid; // same start time as recorded: not the unrelated process's
     rec.pid = other.pid;
-    fs.writeFileSync(recFile, JSON.stringify(rec));
+    fs.writeFileSync(path.join(dir, "executable.json"), JSON.stringify(rec));
     const d2 = await start({ restartOf: d1 });
     c = connect(d2);
     try {
       await sleep(300);
       const exe = (await c.cells.list()).cells[0]!.executables[0]!;
       assert.equal(exe.state, "exited", "not adopted as running");
-      assert.equal(exe.exitSignal, 9, "the status its shim recorded");
+      assert.equal(exe.exitCode, undefined, "status unknown: no exit code");
+      assert.equal(exe.exitSignal, undefined, "status unknown: no signal");
       await c.cells.stop({ cellName: "p", executableName: "old" });
       await c.cells.free({ cellName: "p" });
       assert.ok(alive(other.pid!), "the unrelated process was not signalled");
     } finally {
       other.kill("SIGKILL");
+      c.client.close();
+    }
+  });
+
+  test("an isolated cell whose namespaces died during the downtime gets new ones", async () => {
+    const d1 = await start();
+    let c = connect(d1);
+    await c.cells.allocate({ cell: { name: "box", isolateProcess: true } });
+    const r = await c.cells.start({ cellName: "box", executable: { name: "inner", command: "sleep 1000" } });
+    c.client.close();
+    await d1.kill9();
+    // kill the cell's init: the kernel kills every process of its pid namespace
+    const holderRec = JSON.parse(fs.readFileSync(path.join(d1.dir, "run/state/executables", "box~.holder", "executable.json"), "utf8"));
+    const init = Number(fs.readFileSync(`/proc/${holderRec.process.pid}/task/${holderRec.process.pid}/children`, "utf8").trim());
+    process.kill(init, "SIGKILL");
+    await sleep(200);
+    assert.equal(alive(r.hostPid), false);
+    const d2 = await start({ restartOf: d1 });
+    c = connect(d2);
+    try {
+      assert.match(d2.logs.join("\n"), /cell 'box' had lost its namespaces: started a new namespace holder/);
+      assert.deepEqual(flatten((await c.cells.list()).cells).box![0]!.slice(0, 2), ["inner", "exited"]);
+      const p = await c.cells.start({ cellName: "box", executable: { name: "probe", command: "hostname; ls /proc | grep -c '^[0-9]'" } });
+      const seen = await firstLines(c, "box", p.pid, 2);
+      assert.equal(seen[0], "box");
+      assert.ok(Number(seen[1]) <= 4, `a fresh pid namespace (its init, the probe shell, ls, grep): ${seen[1]} processes`);
+      await c.cells.free({ cellName: "box" });
+    } finally {
       c.client.close();
     }
   });

@@ -17,7 +17,7 @@ import { StateStore } from "../../src/daemon/cells/store.js";
 import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
 import { detectCgroupLayout, type CgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
-import { listChildren, startReaper, type Reaper } from "../../src/platform/reaper.js";
+import { startReaper, type Reaper } from "../../src/platform/reaper.js";
 import { readProcessIds } from "../../src/platform/process/proc-status.js";
 
 const ROOT = process.getuid?.() === 0;
@@ -55,7 +55,8 @@ const alive = (pid: number) => {
     return false;
   }
 };
-const zombies = () => listChildren().filter((p) => { try { return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${p}/status`, "utf8")); } catch { return false; } });
+/** true while anything, a zombie included, holds the pid: after Stop its shim must have reaped it */
+const exists = (pid: number) => fs.existsSync(`/proc/${pid}`);
 async function eventually(pred: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!pred()) {
@@ -160,6 +161,29 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     return h.domain.free("q");
   });
 
+  test("the longest valid names work: a 253-character cell path and a 255-character executable name", async () => {
+    const labels = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)];
+    for (let i = 1; i <= labels.length; i++) await h.domain.allocate(spec(labels.slice(0, i).join("/")));
+    const deepest = labels.join("/");
+    assert.equal(deepest.length, 253);
+    const name = "e".repeat(255);
+    const r = await h.domain.start({ cellName: deepest, name, command: "echo long", description: "" });
+    assert.equal(await h.output(deepest, name), "long\n");
+    assert.ok(r.pid > 0);
+    await h.domain.free(labels[0]!);
+    assert.equal(h.domain.hasCell(labels[0]!), false);
+    assert.equal(h.driver.cellDirs(labels[0]!).some((d) => fs.existsSync(d)), false);
+  });
+
+  test("a Start that fails part way leaves nothing: the cell still frees", async () => {
+    await h.domain.allocate(spec("part"));
+    // a missing program fails at exec, after the leaf and the files were made
+    await assert.rejects(h.domain.spawnInCell("part", ["/nonexistent/program"], { name: "ghost" }), code("failed_precondition", /entering the cell failed at exec: No such file or directory/));
+    assert.equal(fs.existsSync(h.driver.executableDir("part", "ghost")), false, "no leaf left");
+    assert.deepEqual(fs.readdirSync(path.join(h.runtimeDir, "state/executables")).filter((d) => d.includes("ghost")), []);
+    await h.domain.free("part");
+  });
+
   test("executable names are unique per cell, reusable in another cell; unknown names are NOT_FOUND", async () => {
     await h.domain.allocate(spec("e1"));
     await h.domain.allocate(spec("e2"));
@@ -184,9 +208,8 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     const t0 = Date.now();
     await h.domain.stop("s", "tree");
     assert.ok(Date.now() - t0 < 300, "sleep exits on SIGTERM without waiting for the grace period");
-    for (const p of pids) assert.equal(alive(p), false, `pid ${p} is gone`);
+    for (const p of pids) assert.equal(exists(p), false, `pid ${p} is gone and reaped (no zombie)`);
     assert.equal(fs.existsSync(dir), false);
-    await eventually(() => zombies().length === 0, "no zombie children");
     assert.deepEqual(h.domain.list()[0]!.executables, []);
     await h.domain.free("s");
     assert.equal(h.driver.cellDirs("s").some((d) => fs.existsSync(d)), false);
@@ -217,7 +240,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     for (const p of pids) assert.equal(alive(p), false, `pid ${p} is gone`);
     assert.equal([...h.driver.cellDirs("f"), ...h.driver.cellDirs("f/g")].some((d) => fs.existsSync(d)), false);
     assert.equal(h.domain.hasCell("f/g"), false);
-    await eventually(() => zombies().length === 0, "no zombie children");
+    for (const p of pids) assert.equal(exists(p), false, `pid ${p} is gone and reaped (no zombie)`);
   });
 
   test("an executable that exits keeps its name and status until stop, which releases the name", async () => {
@@ -300,6 +323,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
       assert.deepEqual(dirsUnder(layout, other), []);
       await assert.rejects(h2.domain.start({ name: "z", command: "true", description: "" }), code("unavailable", /shutting down/));
     } finally {
+      fs.rmSync(h2.runtimeDir, { recursive: true, force: true });
       assert.deepEqual(await forceRemoveCgroupTree(layout, other), []);
     }
   });
@@ -338,6 +362,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     } finally {
       child.kill("SIGKILL");
       await forceRemoveCgroupTree(layout, other);
+      fs.rmSync(path.join(os.tmpdir(), `aurae-killed-${process.pid}`), { recursive: true, force: true });
     }
   });
 });

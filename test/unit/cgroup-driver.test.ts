@@ -180,10 +180,10 @@ test("init keeps what an earlier daemon left; subtree lists it parents first and
   for (const d of ["p/old/_/x", "p/old/child/_", "p/kept/_/y"]) fs.mkdirSync(path.join(root, d), { recursive: true });
   const d = new CgroupDriver({ layout: v2Layout(root), parent: "p", fs: plainDirectoryCgroupFs() });
   d.init();
-  assert.deepEqual(d.subtree(), ["kept", "old", "kept/_", "old/_", "old/child", "kept/_/y", "old/_/x", "old/child/_"]);
+  assert.deepEqual(d.subtree(), ["_shims", "kept", "old", "kept/_", "old/_", "old/child", "kept/_/y", "old/_/x", "old/child/_"]);
   assert.deepEqual(await d.removeLeftover("old"), []);
   assert.equal(fs.existsSync(path.join(root, "p", "old")), false);
-  assert.deepEqual(d.subtree(), ["kept", "kept/_", "kept/_/y"]);
+  assert.deepEqual(d.subtree(), ["_shims", "kept", "kept/_", "kept/_/y"]);
   assert.equal(d.cellExists("kept"), true);
   assert.equal(d.cellExists("old"), false);
 });

@@ -90,7 +90,9 @@ test("take returns at most max lines and continues where it stopped", (t) => {
   assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `l${i}`));
 });
 
-test("retention frees the oldest lines; a reader that fell behind learns how many it missed", (t) => {
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+test("retention frees the oldest lines; a reader that fell behind learns how many it missed", async (t) => {
   const f = tempFile(t);
   const retain = 64 * 1024;
   const c = new ChannelFile(f, { retainBytes: retain });
@@ -101,7 +103,9 @@ test("retention frees the oldest lines; a reader that fell behind learns how man
   for (let i = 0; i < total / 1000; i++) {
     fs.appendFileSync(f, chunk);
     c.refresh();
+    if (i % 10 === 0) await settle(); // freeing runs in steps between events
   }
+  await settle();
   // the file keeps its size but not its storage
   assert.equal(fs.statSync(f).size, total * 100);
   assert.ok(fs.statSync(f).blocks * 512 < 2 * 1024 * 1024, `blocks ${fs.statSync(f).blocks}`);
@@ -113,14 +117,16 @@ test("retention frees the oldest lines; a reader that fell behind learns how man
   c.release();
 });
 
-test("a late reader gets the retained history with the freed lines counted before its first line", (t) => {
+test("a late reader gets the retained history with the freed lines counted before its first line", async (t) => {
   const f = tempFile(t);
   const c = new ChannelFile(f, { retainBytes: 1000 });
   const n = 30_000;
   fs.appendFileSync(f, Array.from({ length: n }, (_, i) => `${String(i).padStart(9, "0")}\n`).join("")); // 300 kB
-  for (let i = 0; i < 3; i++) c.refresh(); // freeing is incremental
+  c.refresh();
+  await settle();
   fs.appendFileSync(f, "z".repeat(2 * 1024 * 1024) + "\n");
   c.refresh();
+  await settle();
   const r = c.openReader();
   const first = r.take(1)!;
   assert.equal(first.length, 1);
@@ -202,4 +208,63 @@ test("a reader keeps reading after the owner released the channel; the file clos
   fs.unlinkSync(f);
   assert.deepEqual(texts(drain(r).lines), ["a", "b"]);
   assert.equal(r.take(), null);
+});
+
+test("a program that truncates its output: readers past the new end continue from it", (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f);
+  const r = c.openReader();
+  fs.appendFileSync(f, "line1\nline2\nline3\n");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), ["line1", "line2", "line3"]);
+  fs.truncateSync(f, 0); // `echo x > /dev/stdout` as root does this
+  c.refresh();
+  fs.appendFileSync(f, "after1\nafter2\n");
+  c.refresh();
+  assert.deepEqual(texts(drain(r).lines), ["after1", "after2"]);
+  c.release();
+});
+
+test("an adopted file starts its history at the first retained line, not one later", async (t) => {
+  const f = tempFile(t);
+  const c1 = new ChannelFile(f, { retainBytes: 64 * 1024 });
+  const n = 50_000; // 500 kB of numbered lines
+  fs.appendFileSync(f, Array.from({ length: n }, (_, i) => `line-${String(i).padStart(4, "0")}\n`).join(""));
+  c1.refresh();
+  await settle();
+  const r1 = c1.openReader();
+  const first1 = drain(r1).lines.find((l) => l.line.startsWith("line-"))!.line;
+  r1.close();
+  c1.release();
+  const c2 = new ChannelFile(f, { retainBytes: 64 * 1024 });
+  const r2 = c2.openReader();
+  c2.end();
+  const lines = texts(drain(r2).lines);
+  assert.equal(lines[0], first1, "the same first line as before the restart");
+  assert.equal(lines.at(-1), `line-${n - 1}`);
+  assert.ok(lines.every((l) => /^line-\d+$/.test(l)), "no fragment, no NUL bytes");
+});
+
+test("a writer that outruns counting cannot fill the disk: beyond the hard backlog lines are estimated", async (t) => {
+  const f = tempFile(t);
+  const retain = 64 * 1024;
+  const c = new ChannelFile(f, { retainBytes: retain });
+  const r = c.openReader();
+  // 80 MB of 2-byte lines in one go, as `yes` writes: beyond the 64 MiB hard backlog
+  const chunk = Buffer.from("y\n".repeat(4 * 1024 * 1024));
+  const fd = fs.openSync(f, "a");
+  for (let i = 0; i < 10; i++) fs.writeSync(fd, chunk);
+  fs.closeSync(fd);
+  const t0 = performance.now();
+  c.refresh();
+  const blockedMs = performance.now() - t0;
+  await settle();
+  assert.ok(blockedMs < 100, `one refresh blocked the loop for ${blockedMs.toFixed(0)} ms`);
+  assert.ok(fs.statSync(f).blocks * 512 < 4 * 1024 * 1024, `storage left: ${fs.statSync(f).blocks * 512} bytes`);
+  assert.equal(c.estimatedDrops, true);
+  const got = drain(r).lines;
+  const dropped = got.reduce((a, l) => a + l.droppedBefore, 0);
+  const total = (10 * chunk.length) / 2;
+  assert.ok(Math.abs(dropped + got.length - total) / total < 0.01, `estimated ${dropped + got.length} of ${total} lines`);
+  c.release();
 });

@@ -18,15 +18,17 @@
  * 5. Internal cells of other services (VMs, `_vms/...`) are not persisted by those services yet:
  *    they are stopped and freed.
  * 6. Leftovers: every cgroup under the daemon's parent that no record explains is a leftover.
- *    Its processes are killed, its directories removed, and both are logged.
+ *    Its processes are killed, its directories removed, and both are logged. When an unreadable
+ *    record's path does not say what it names (a long name stored under a hash), leftovers that
+ *    hold processes are left alone instead: they may be that record's.
  */
 import path from "node:path";
-import { isAlive } from "../../platform/process/identity.js";
+import { identify, isAlive } from "../../platform/process/identity.js";
 import { holderInitPid } from "../../platform/namespaces/holder.js";
 import { bootId } from "../../platform/process/identity.js";
 import type { Logger } from "../logger.js";
 import { CellDomain, EXECUTABLES_CELL, HOLDER_NAME, type CellRecord } from "./cell-domain.js";
-import { PROCESS_LEAF } from "../../platform/cgroups/driver.js";
+import { PROCESS_LEAF, SHIMS_CGROUP } from "../../platform/cgroups/driver.js";
 import type { LoadedState } from "./store.js";
 
 export interface AdoptionReport {
@@ -115,10 +117,21 @@ export async function adopt(domain: CellDomain, state: LoadedState, logger?: Log
       store.removeExecutable(dir);
       continue;
     }
-    const exe = domain.executableFromRecord(rec, dir);
+    let exe;
+    try {
+      exe = domain.executableFromRecord(rec, dir);
+    } catch (err) {
+      // e.g. its output file is missing: report it and leave it and its leaf alone
+      logger?.error(`state: ${dir} cannot be adopted: ${(err as Error).message}; leaving it and executable '${rec.name}' in cell '${rec.cellName}' untouched`);
+      untouchableLeaves.add(`${rec.cellName}/${PROCESS_LEAF}/${rec.name}`);
+      report.problems++;
+      continue;
+    }
     if (rec.internal && rec.name === HOLDER_NAME) {
       cell.holder = exe;
-      cell.nsInit = isAlive(exe.identity) ? holderInitPid(exe.hostPid, { process: cell.spec.isolateProcess, network: cell.spec.isolateNetwork }) : undefined;
+      const initPid = isAlive(exe.identity) ? holderInitPid(exe.hostPid, { process: cell.spec.isolateProcess, network: cell.spec.isolateNetwork }) : undefined;
+      cell.nsInit = initPid === undefined ? undefined : identify(initPid);
+      if (cell.nsInit) domain.watchHolder(cell, exe);
       continue;
     }
     cell.executables.set(rec.name, exe);
@@ -134,8 +147,14 @@ export async function adopt(domain: CellDomain, state: LoadedState, logger?: Log
     if (cell.holder) {
       cell.holder.release();
       store.removeExecutable(cell.holder.dir);
-      try { driver.removeExecutableLeaf(cell.name, HOLDER_NAME); } catch { /* still busy: the leftover rule does not apply to it */ }
       cell.holder = undefined;
+    }
+    // a holder the earlier daemon started but did not record still sits in the leaf
+    try {
+      const killed = await driver.removeLeftover(`${cell.name}/${PROCESS_LEAF}/${HOLDER_NAME}`);
+      if (killed.length) logger?.warn(`state: cell '${cell.name}' had an unrecorded namespace holder: killed pids ${killed.join(", ")}`);
+    } catch (err) {
+      logger?.error(`state: cell '${cell.name}': cannot clear its old namespace holder: ${(err as Error).message}`);
     }
     try {
       await domain.startHolder(cell, `re-adopt cell '${cell.name}'`);
@@ -156,8 +175,9 @@ export async function adopt(domain: CellDomain, state: LoadedState, logger?: Log
     }
   }
 
-  // 6. leftovers
-  const explained = new Set<string>();
+  // 6. leftovers (when an unreadable record does not say what it names, only empty ones: it may be theirs)
+  const careful = state.problems.some((p) => !p.cellName);
+  const explained = new Set<string>([SHIMS_CGROUP]);
   for (const c of domain.cells.values()) {
     explained.add(c.name);
     explained.add(`${c.name}/${PROCESS_LEAF}`);
@@ -167,6 +187,11 @@ export async function adopt(domain: CellDomain, state: LoadedState, logger?: Log
   const removed = new Set<string>();
   for (const rel of driver.subtree()) {
     if (explained.has(rel) || untouchableLeaves.has(rel) || within(rel, untouchableCells) || within(rel, removed)) continue;
+    if (careful && driver.populated(rel)) {
+      logger?.warn(`state: cgroup '${rel}' has no record but holds processes, and an unreadable record may name it: leaving it`);
+      removed.add(rel);
+      continue;
+    }
     try {
       const pids = await driver.removeLeftover(rel);
       removed.add(rel);

@@ -27,14 +27,14 @@
  * check-then-act sequence below runs without interleaving; only waiting for processes yields.
  */
 import path from "node:path";
-import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.js";
+import { AuraeError, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { ExecutableDirectory } from "../observe/ports.js";
 import type { CgroupDriver } from "../../platform/cgroups/driver.js";
 import type { ChannelFileOptions } from "../../platform/output/channel-file.js";
 import { HOLDER_READY_LINE, holderArgv, holderInitPid, namespaceTypes, type Isolation } from "../../platform/namespaces/holder.js";
 import { executableEnvironment, EXECUTABLE_PATH, lookupUid } from "../../platform/process/environment.js";
-import { bootId, identify, isAlive } from "../../platform/process/identity.js";
+import { bootId, identify, isAlive, type ProcessIdentity } from "../../platform/process/identity.js";
 import { readProcessIds } from "../../platform/process/proc-status.js";
 import { spawnThroughShim, ShimStartError, type NamespaceType } from "../../platform/process/shim.js";
 import type { Reaper } from "../../platform/reaper.js";
@@ -117,9 +117,9 @@ export interface CellRecord {
   /** settles when Allocate has finished (the holder of an isolated cell is ready) */
   ready: Promise<void>;
   freeing: Promise<void> | undefined;
-  /** isolated cells: the process holding the namespaces, and its init's host pid */
+  /** isolated cells: the process holding the namespaces, and its init (whose namespaces executables enter) */
   holder?: Executable;
-  nsInit?: number;
+  nsInit?: ProcessIdentity;
 }
 
 interface LaunchParams {
@@ -226,10 +226,10 @@ export class CellDomain implements ExecutableDirectory {
       if (isIsolated(spec)) await this.startHolder(record, action);
     } catch (err) {
       await this.undoAllocate(record);
-      done();
       throw toAuraeError(action, err);
+    } finally {
+      done();
     }
-    done();
     return { cellName: name, cgroupV2: this.driver.cgroupV2 };
   }
 
@@ -361,10 +361,22 @@ export class CellDomain implements ExecutableDirectory {
 
   // --- ExecutableDirectory -------------------------------------------------------------
 
+  /**
+   * The executable Start reported as `pid`. A pid is reused: within one cell the one running
+   * wins, else the one started last; across cells (isolated cells have pid namespaces of their
+   * own) a pid that names several is ambiguous without the cell.
+   */
   findByPid(pid: number, cellName?: string): Executable | undefined {
-    const found: Executable[] = [];
     const cells = cellName === undefined ? [...this.cells.values()] : [this.cells.get(cellName)].filter((c): c is CellRecord => !!c);
-    for (const c of cells) for (const e of c.executables.values()) if (e.pid === pid) found.push(e);
+    const found: Executable[] = [];
+    for (const c of cells) {
+      let best: Executable | undefined;
+      for (const e of c.executables.values()) {
+        if (e.pid !== pid) continue;
+        if (!best || (best.state !== "running" && (e.state === "running" || e.startedAt > best.startedAt))) best = e;
+      }
+      if (best) found.push(best);
+    }
     if (found.length > 1) {
       throw invalidArgument(`process ${pid} is ambiguous: it names executables in cells ${found.map((e) => `'${e.cellName}'`).join(", ")}; name the cell`);
     }
@@ -404,10 +416,18 @@ export class CellDomain implements ExecutableDirectory {
     return this.cells.get(EXECUTABLES_CELL)!;
   }
 
-  /** @internal The namespaces executables of `cell` enter: those of the nearest holder at or above it. */
-  namespacesOf(cell: CellRecord): { pid: number; types: NamespaceType[] } | undefined {
+  /**
+   * @internal The namespaces executables of `cell` enter: those of the nearest isolated cell
+   * at or above it. Throws FAILED_PRECONDITION when that cell's namespaces are gone (its holder
+   * exited): an executable must never start outside the isolation it was promised.
+   */
+  namespacesOf(cell: CellRecord): { pid: number; types: NamespaceType[]; startTime: number } | undefined {
     for (let c: CellRecord | undefined = cell; c; c = c.parent) {
-      if (c.holder && c.nsInit) return { pid: c.nsInit, types: namespaceTypes(effectiveIsolation(c)) };
+      if (!isIsolated(c.spec)) continue;
+      if (!c.holder || !c.nsInit || !isAlive(c.nsInit)) {
+        throw failedPrecondition(`cell '${c.name}' has lost its namespaces (its namespace holder is gone); free it and allocate it again`);
+      }
+      return { pid: c.nsInit.pid, types: namespaceTypes(effectiveIsolation(c)), startTime: c.nsInit.startTime };
     }
     return undefined;
   }
@@ -430,12 +450,23 @@ export class CellDomain implements ExecutableDirectory {
     });
     cell.holder = exe;
     const ready = await waitForLine(exe, HOLDER_READY_LINE, HOLDER_READY_TIMEOUT_MS);
-    const init = ready ? holderInitPid(exe.hostPid, iso) : undefined;
+    const initPid = ready ? holderInitPid(exe.hostPid, iso) : undefined;
+    const init = initPid === undefined ? undefined : identify(initPid);
     if (!init) {
       const why = exe.stderr.tail(1024).trim() || (ready ? "its init process is missing" : `not ready within ${HOLDER_READY_TIMEOUT_MS} ms`);
       throw failedPrecondition(`${action}: the namespace holder failed: ${why}`);
     }
     cell.nsInit = init;
+    this.watchHolder(cell, exe);
+  }
+
+  /** @internal Says so when an isolated cell's namespaces die under it (its init was killed). */
+  watchHolder(cell: CellRecord, holder: Executable): void {
+    void holder.exited.then(() => {
+      if (cell.holder === holder && !cell.freeing && !this.closed) {
+        this.logger?.warn(`cell '${cell.name}' lost its namespaces: its namespace holder exited; Start in it is refused until it is freed and allocated again`);
+      }
+    });
   }
 
   private async launch(cell: CellRecord, action: string, p: LaunchParams): Promise<Executable> {
@@ -455,64 +486,83 @@ export class CellDomain implements ExecutableDirectory {
   }
 
   private async launchReserved(cell: CellRecord, action: string, p: LaunchParams): Promise<Executable> {
-    let dir: string;
+    const namespaces = p.namespaces === undefined ? this.namespacesOf(cell) : p.namespaces ?? undefined;
     try {
       if (!cell.processLeaf) {
         this.driver.ensureProcessLeaf(cell.name);
         cell.processLeaf = true;
       }
       this.driver.createExecutableLeaf(cell.name, p.name);
-      dir = this.store.createExecutableDir(cell.name, p.name);
     } catch (err) {
       throw toAuraeError(action, err);
     }
-    const namespaces = p.namespaces === undefined ? this.namespacesOf(cell) : p.namespaces ?? undefined;
-    let started: Awaited<ReturnType<typeof spawnThroughShim>>;
+    let dir: string | undefined;
+    let started: Awaited<ReturnType<typeof spawnThroughShim>> | undefined;
     try {
+      dir = this.store.createExecutableDir(cell.name, p.name);
       started = await spawnThroughShim({
         argv: p.argv,
         env: p.env,
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
+        selfJoin: this.driver.shimJoinFiles(),
         join: this.driver.joinFiles(cell.name, p.name),
         namespaces,
         stdoutPath: path.join(dir, "stdout"),
         stderrPath: path.join(dir, "stderr"),
         exitPath: path.join(dir, "exit"),
       });
+      // The real ids as the kernel reports them (the program may have exited already).
+      const ids = readProcessIds(started.pid);
+      const record: StoredExecutable = {
+        format: 1,
+        cellName: cell.name,
+        name: p.name,
+        command: p.command,
+        description: p.description,
+        argv: p.argv,
+        uid: ids?.uid ?? p.uid,
+        gid: ids?.gid ?? p.gid,
+        pid: started.nsPid,
+        process: started.startTime >= 0 ? { pid: started.pid, startTime: started.startTime } : { pid: started.pid, startTime: 0 },
+        shim: identify(started.shimPid) ?? { pid: started.shimPid, startTime: 0 },
+        bootId: bootId(),
+        startedAt: Date.now(),
+        internal: p.internal,
+      };
+      const exe = this.executableFromRecord(record, dir, started.shim);
+      try {
+        this.store.saveExecutable(dir, record);
+      } catch (err) {
+        this.logger?.error(`Failed to record executable '${p.name}' in cell '${cell.name}': ${(err as Error).message}; a restarted daemon will remove it as a leftover`);
+      }
+      if (!p.internal) cell.executables.set(p.name, exe);
+      return exe;
     } catch (err) {
-      this.store.removeExecutable(dir);
-      try { this.driver.removeExecutableLeaf(cell.name, p.name); } catch { /* a failed entry leaves nothing running */ }
-      if (err instanceof ShimStartError) throw failedPrecondition(`${action}: entering the cell failed at ${err.message}`);
+      // Nothing of a failed Start stays: its processes (if it got that far), leaf and files.
+      await this.discardLeaf(cell.name, p.name);
+      if (dir) this.store.removeExecutable(dir);
+      if (err instanceof ShimStartError) {
+        const why = `${action}: entering the cell failed at ${err.message}`;
+        throw err.exhausted ? new AuraeError("resource_exhausted", why) : failedPrecondition(why);
+      }
       throw toAuraeError(action, err);
     }
-    // The real ids as the kernel reports them (the program may have exited already).
-    const ids = readProcessIds(started.pid);
-    const record: StoredExecutable = {
-      format: 1,
-      cellName: cell.name,
-      name: p.name,
-      command: p.command,
-      description: p.description,
-      argv: p.argv,
-      uid: ids?.uid ?? p.uid,
-      gid: ids?.gid ?? p.gid,
-      pid: started.nsPid,
-      process: identify(started.pid) ?? { pid: started.pid, startTime: 0 },
-      shim: identify(started.shimPid) ?? { pid: started.shimPid, startTime: 0 },
-      bootId: bootId(),
-      startedAt: Date.now(),
-      internal: p.internal,
-    };
-    const exe = this.executableFromRecord(record, dir, started.shim);
+  }
+
+  /** Kills whatever runs in an executable's leaf and removes it; logs instead of throwing. */
+  private async discardLeaf(cellName: string, name: string): Promise<void> {
+    const leaf = this.driver.executableDir(cellName, name);
     try {
-      this.store.saveExecutable(dir, record);
+      if (this.driver.tracker.procs(leaf).length > 0) {
+        await this.driver.tracker.killAll(leaf);
+        await this.driver.tracker.waitEmpty(leaf, KILL_TIMEOUT_MS);
+      }
+      this.driver.removeExecutableLeaf(cellName, name);
     } catch (err) {
-      this.logger?.error(`Failed to record executable '${p.name}' in cell '${cell.name}': ${(err as Error).message}; a restarted daemon will not adopt it`);
+      this.logger?.error(`Failed to remove the leaf of executable '${name}' in cell '${cellName}': ${(err as Error).message}`);
     }
-    if (!p.internal) cell.executables.set(p.name, exe);
-    return exe;
   }
 
   /** @internal */
@@ -530,6 +580,7 @@ export class CellDomain implements ExecutableDirectory {
       shimChild,
       dir,
       leafDir: this.driver.executableDir(rec.cellName, rec.name),
+      startedAt: rec.startedAt,
       tracker: this.driver.tracker,
       internal: rec.internal,
       output: this.output,
@@ -567,7 +618,7 @@ export class CellDomain implements ExecutableDirectory {
       if (!empty) {
         await tracker.killAll(dir);
         empty = await tracker.waitEmpty(dir, KILL_TIMEOUT_MS);
-        if (!empty) throw internal(`processes ${tracker.procs(dir).join(", ")} survived SIGKILL`);
+        if (!empty) throw internal(`stop executable '${exe.executableName}' in cell '${cell.name}': processes ${tracker.procs(dir).join(", ")} survived SIGKILL`);
       }
       // The program can only be outside its leaf if it moved itself (as root); it is signalled
       // only while it is still the process we started (never a pid reused by another).
@@ -616,15 +667,20 @@ export class CellDomain implements ExecutableDirectory {
     return cell.freeing;
   }
 
-  /** Undoes a failed Allocate: the holder if it started, the cgroups, the record. */
+  /** Undoes a failed Allocate: the holder if it started, the cgroups, the record. Never throws. */
   private async undoAllocate(cell: CellRecord): Promise<void> {
-    try {
-      if (cell.holder) await this.stopExecutable(cell, cell.holder);
-      this.driver.removeCell(cell.name, { processLeaf: cell.processLeaf });
-    } catch (err) {
-      this.logger?.error(`Failed to undo allocating cell '${cell.name}': ${(err as Error).message}`);
+    const steps: [string, () => unknown][] = [
+      ["stop its namespace holder", () => cell.holder && this.stopExecutable(cell, cell.holder)],
+      ["remove its cgroups", () => this.driver.removeCell(cell.name, { processLeaf: cell.processLeaf })],
+      ["remove its record", () => this.store.removeCell(cell.name)],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.logger?.error(`Failed to undo allocating cell '${cell.name}': cannot ${what}: ${(err as Error).message}`);
+      }
     }
-    this.store.removeCell(cell.name);
     this.cells.delete(cell.name);
     cell.parent?.children.delete(cell.name);
   }

@@ -30,6 +30,8 @@ export function toAuraeError(action: string, err: unknown): AuraeError {
     }
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "EAGAIN" || code === "ENOMEM") return new AuraeError("resource_exhausted", `${action}: ${(err as Error).message}`);
+  if (code === "EAGAIN" || code === "ENOMEM" || code === "EMFILE" || code === "ENFILE" || code === "ENOSPC") {
+    return new AuraeError("resource_exhausted", `${action}: ${(err as Error).message}`);
+  }
   return internal(`${action}: ${err instanceof Error ? err.message : String(err)}`, err);
 }

@@ -6,9 +6,10 @@
  * unknown only when the shim itself was killed before the program ended (then the executable
  * is "exited" with neither an exit code nor a signal).
  *
- * Its output channels end once nothing of it can write any more: when its shim exits (the
- * shim stays until every descendant of the program is gone), or, for an executable adopted
- * from an earlier daemon (the shim is not our child), when its tracker leaf is empty.
+ * Its output channels end once nothing of it can write any more: when its tracker leaf is empty
+ * and its shim is gone (the shim reaps the program's orphans, except in a cell with its own pid
+ * namespace, where they go to the cell's init but stay in the leaf). For an executable adopted
+ * from an earlier daemon (the shim is not our child), the leaf alone tells.
  *
  * One watch on the executable's directory tells about new output (stdout, stderr) and the
  * exit file.
@@ -52,6 +53,8 @@ export interface ExecutableInit {
   tracker: ProcessTracker;
   /** hidden from List (a cell's namespace holder) */
   internal: boolean;
+  /** ms since the epoch */
+  startedAt: number;
   output?: ChannelFileOptions;
 }
 
@@ -74,6 +77,7 @@ export class Executable implements ObservedExecutable {
   readonly identity: ProcessIdentity;
   readonly shim: ProcessIdentity;
   readonly internal: boolean;
+  readonly startedAt: number;
   readonly stdout: ChannelFile;
   readonly stderr: ChannelFile;
   /** resolves once the program has exited (with its status, or unknown) */
@@ -88,6 +92,8 @@ export class Executable implements ObservedExecutable {
   private resolveGone!: () => void;
   private isGone = false;
   private leafEmpty = false;
+  private readonly leafDir: string;
+  private readonly tracker: ProcessTracker;
   private watcher: fs.FSWatcher | undefined;
   private unwatchLeaf: (() => void) | undefined;
 
@@ -104,6 +110,7 @@ export class Executable implements ObservedExecutable {
     this.identity = init.process;
     this.shim = init.shim;
     this.internal = init.internal;
+    this.startedAt = init.startedAt;
     this.exited = new Promise((r) => (this.resolveExited = r));
     this.gone = new Promise((r) => (this.resolveGone = r));
     this.stdout = new ChannelFile(path.join(init.dir, "stdout"), init.output);
@@ -123,11 +130,16 @@ export class Executable implements ObservedExecutable {
     this.stderr.refresh();
     this.checkExit();
 
+    this.leafDir = init.leafDir;
+    this.tracker = init.tracker;
     const child = init.shimChild;
     if (child) {
       if (child.exitCode !== null || child.signalCode !== null) this.shimEnded();
       else child.once("exit", () => this.shimEnded());
     } else {
+      // Adopted. Its program ended while no daemon ran and no shim is left to say how: ended, status
+      // unknown (what else still runs in its leaf is Stop's to kill).
+      if (!this.status && !isAlive(this.shim) && !isAlive(this.identity)) this.setStatus({ code: null, signal: null, unknown: true });
       this.unwatchLeaf = init.tracker.onEmpty(init.leafDir, () => this.leafEmptied());
     }
   }
@@ -203,10 +215,11 @@ export class Executable implements ObservedExecutable {
     this.resolveGone();
   }
 
+  /** Our shim exited: the exit file is there (or the shim was killed); the end waits for the leaf. */
   private shimEnded(): void {
     this.checkExit();
-    this.setStatus({ code: null, signal: null, unknown: true });
-    this.markGone();
+    if (this.isGone || this.unwatchLeaf) return;
+    this.unwatchLeaf = this.tracker.onEmpty(this.leafDir, () => this.leafEmptied());
   }
 
   /** Adopted: the leaf is empty, so nothing writes any more; the shim writes the exit file right after. */

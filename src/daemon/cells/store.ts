@@ -9,12 +9,15 @@
  *       stdout, stderr                its output (the retained tail)
  *       exit                          written by aurae-shim when the program exits
  *
- * `<cell>` is the cell name with each "/" written "%2F" (encodeURIComponent). Records are
+ * `<cell>` is the cell name with each "/" written "%2F" (encodeURIComponent); a name whose
+ * file name would be longer than 200 bytes is stored as "h-<sha256 prefix>" instead (the
+ * record inside says which it is). Records are
  * JSON with a `format` field; each is written to a temporary file, then renamed over the old
  * one, so a daemon that dies leaves either the old or the new record, never a torn one. A record
  * that does not parse or does not match its schema is reported and left alone, as is what it
  * names: its name is known from its file name, so nothing of it is touched.
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { CellLimits } from "../../platform/cgroups/limits.js";
@@ -78,6 +81,19 @@ export interface LoadedState {
 }
 
 const encodeCell = (name: string) => encodeURIComponent(name);
+/** Longest file name the store makes itself (filesystems allow 255 bytes). */
+const MAX_FILE_NAME = 200;
+const hashed = (key: string) => `h-${createHash("sha256").update(key).digest("hex").slice(0, 40)}`;
+
+function cellFileName(name: string): string {
+  const plain = encodeCell(name);
+  return plain.length + 5 <= MAX_FILE_NAME ? plain : hashed(name);
+}
+
+function executableDirName(cellName: string, name: string): string {
+  const plain = `${encodeCell(cellName)}~${name}`;
+  return plain.length <= MAX_FILE_NAME ? plain : hashed(`${cellName}\0${name}`);
+}
 
 /** Every file an executable's directory normally holds. */
 const EXECUTABLE_FILES = ["executable.json", "stdout", "stderr", "exit", "exit.tmp", "executable.json.tmp"];
@@ -114,10 +130,14 @@ export class StateStore {
     ensureDir(this.exesDir, 0o700);
     fs.chmodSync(this.dir, 0o700);
     const formatFile = path.join(this.dir, "FORMAT");
-    let text: string | undefined;
+    let text = "";
     try {
       text = fs.readFileSync(formatFile, "utf8").trim();
     } catch {
+      // not there yet
+    }
+    if (text === "") {
+      // new, or emptied by a machine crash right after it was first written
       writeFileAtomic(formatFile, `${FORMAT_LINE}\n`);
       return undefined;
     }
@@ -126,11 +146,11 @@ export class StateStore {
   }
 
   cellFile(name: string): string {
-    return path.join(this.cellsDir, `${encodeCell(name)}.json`);
+    return path.join(this.cellsDir, `${cellFileName(name)}.json`);
   }
 
   executableDir(cellName: string, name: string): string {
-    return path.join(this.exesDir, `${encodeCell(cellName)}~${name}`);
+    return path.join(this.exesDir, executableDirName(cellName, name));
   }
 
   saveCell(rec: StoredCell): void {
@@ -181,15 +201,16 @@ export class StateStore {
         fs.rmSync(file, { force: true }); // an interrupted write: the record it replaced stands
         continue;
       }
-      const cellName = f.endsWith(".json") ? safeDecode(f.slice(0, -5)) : undefined;
+      const base = f.endsWith(".json") ? f.slice(0, -5) : f;
+      const cellName = base.startsWith("h-") ? undefined : safeDecode(base);
       const rec = readJson(file);
-      const why = rec.error ?? cellProblem(rec.value, cellName);
+      const why = rec.error ?? cellProblem(rec.value, (n) => cellFileName(n) === base);
       if (why) problems.push({ file, cellName, reason: why });
       else cells.push(rec.value as StoredCell);
     }
     for (const d of safeReaddir(this.exesDir)) {
       const dir = path.join(this.exesDir, d);
-      const tilde = d.indexOf("~");
+      const tilde = d.startsWith("h-") ? -1 : d.indexOf("~");
       const cellName = tilde > 0 ? safeDecode(d.slice(0, tilde)) : undefined;
       const executableName = tilde > 0 ? d.slice(tilde + 1) : undefined;
       const file = path.join(dir, "executable.json");
@@ -198,7 +219,7 @@ export class StateStore {
         continue;
       }
       const rec = readJson(file);
-      const why = rec.error ?? executableProblem(rec.value, cellName, executableName);
+      const why = rec.error ?? executableProblem(rec.value, (c, n) => executableDirName(c, n) === d);
       if (why) problems.push({ file, cellName, executableName, reason: why });
       else executables.push({ record: rec.value as StoredExecutable, dir });
     }
@@ -246,21 +267,23 @@ function formatProblem(v: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function cellProblem(v: unknown, fileCell: string | undefined): string | undefined {
+function cellProblem(v: unknown, matchesPath: (name: string) => boolean): string | undefined {
   if (!isObj(v)) return "is not a JSON object";
   const f = formatProblem(v);
   if (f) return f;
-  if (typeof v.name !== "string" || v.name !== fileCell) return `names cell ${JSON.stringify(v.name)}, its file name says '${fileCell}'`;
+  if (typeof v.name !== "string" || !matchesPath(v.name)) return `names cell ${JSON.stringify(v.name)}, which is not what its file name says`;
   if (!isObj(v.limits)) return "has no limits object";
   if (typeof v.isolateProcess !== "boolean" || typeof v.isolateNetwork !== "boolean" || typeof v.internal !== "boolean") return "lacks its isolation or internal flags";
   return undefined;
 }
 
-function executableProblem(v: unknown, fileCell: string | undefined, fileName: string | undefined): string | undefined {
+function executableProblem(v: unknown, matchesPath: (cellName: string, name: string) => boolean): string | undefined {
   if (!isObj(v)) return "is not a JSON object";
   const f = formatProblem(v);
   if (f) return f;
-  if (v.cellName !== fileCell || v.name !== fileName) return `names executable ${JSON.stringify(v.name)} in cell ${JSON.stringify(v.cellName)}, its directory says '${fileName}' in '${fileCell}'`;
+  if (typeof v.cellName !== "string" || typeof v.name !== "string" || !matchesPath(v.cellName, v.name)) {
+    return `names executable ${JSON.stringify(v.name)} in cell ${JSON.stringify(v.cellName)}, which is not what its directory says`;
+  }
   if (!isIdentity(v.process) || !isIdentity(v.shim)) return "lacks the identity of its process or shim";
   if (typeof v.bootId !== "string" || !isNat(v.pid) || !isNat(v.uid) || !isNat(v.gid)) return "lacks its pid, ids or boot id";
   if (typeof v.command !== "string" || !Array.isArray(v.argv) || typeof v.internal !== "boolean") return "lacks its command";

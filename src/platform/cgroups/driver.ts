@@ -14,6 +14,10 @@
  * Cell labels never start with "_", so "_" never collides with a child cell. Processes sit only
  * in leaves: "_" in v1 controller hierarchies, "_/<executable>" in the tracker hierarchy (the
  * cgroup2 mount when there is one, whether or not it has controllers; else the v1 freezer).
+ *
+ * The tracker hierarchy also holds `<parent>/_shims`, the cgroup of every aurae-shim: out of the
+ * daemon's own cgroup, so a service manager that stops the daemon's unit by its cgroup does not
+ * take the shims (and the exit statuses they keep) with it.
  */
 import path from "node:path";
 import fs from "node:fs";
@@ -28,6 +32,8 @@ import { checkPids, pidsWrites } from "./controllers/pids.js";
 
 /** The leaf holding a cell's own processes. */
 export const PROCESS_LEAF = "_";
+/** The cgroup (below the parent, tracker hierarchy) of the daemon's aurae-shims. */
+export const SHIMS_CGROUP = "_shims";
 
 export interface CgroupDriverOptions {
   layout: CgroupLayout;
@@ -114,6 +120,11 @@ export class CgroupDriver {
     return this.hierarchies.map((h) => this.dir(h, cellPath));
   }
 
+  /** The cgroup.procs files an aurae-shim joins itself: `<parent>/_shims` of the tracker hierarchy. */
+  shimJoinFiles(): string[] {
+    return [path.join(this.dir(this.trackerHierarchy, ""), SHIMS_CGROUP, "cgroup.procs")];
+  }
+
   /** A cell's directory (the parent's with "") in the tracker hierarchy. */
   trackerDir(cellPath: string): string {
     return this.dir(this.trackerHierarchy, cellPath);
@@ -152,6 +163,8 @@ export class CgroupDriver {
         this.subtreeEnable = wanted.map((c) => `+${c}`).join(" ");
       }
     }
+    const shims = path.join(this.dir(this.trackerHierarchy, ""), SHIMS_CGROUP);
+    if (!this.fs.exists(shims)) this.fs.mkdir(shims);
   }
 
   /**
@@ -213,6 +226,24 @@ export class CgroupDriver {
     return this.fs.exists(dir);
   }
 
+  /** true when a process runs in the cgroup `rel` (relative to the parent) or below, in any hierarchy */
+  populated(rel: string): boolean {
+    return this.hierarchies.some((h) => {
+      const root = path.join(this.dir(h, ""), rel);
+      const stack = [root];
+      while (stack.length) {
+        const d = stack.pop()!;
+        if (this.tracker.procs(d).length > 0) return true;
+        try {
+          for (const sub of this.fs.subdirs(d)) stack.push(path.join(d, sub));
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return false;
+    });
+  }
+
   /** true when the cell's cgroup exists in every hierarchy */
   cellExists(cellPath: string): boolean {
     return this.hierarchies.every((h) => this.fs.exists(this.dir(h, cellPath)));
@@ -221,6 +252,7 @@ export class CgroupDriver {
   /** Removes what init created (the parent cgroup), once it is empty. */
   destroy(): void {
     const dirs = new Set<string>(this.created);
+    dirs.add(path.join(this.dir(this.trackerHierarchy, ""), SHIMS_CGROUP));
     for (const h of this.hierarchies) dirs.add(this.dir(h, ""));
     const ordered = [...dirs].sort((a, b) => b.length - a.length);
     let first: unknown;

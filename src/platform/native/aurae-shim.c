@@ -8,12 +8,17 @@
 // program depends on a pipe to the daemon (its stdout and stderr are files opened by auraed).
 //
 // Usage:
-//   aurae-shim [--join FILE]... [--ns PID:TYPES] [--uid N --gid N] [--cwd DIR]
-//              --exit-file FILE -- PROGRAM [ARG]...
+//   aurae-shim [--self-join FILE]... [--join FILE]... [--ns PID:TYPES[:START]]
+//              [--uid N --gid N] [--cwd DIR] --exit-file FILE -- PROGRAM [ARG]...
 //
+//   --self-join FILE  a cgroup.procs file the shim itself joins first (repeatable): the shims'
+//                     own cgroup, so that nothing charges or kills them with the daemon's
 //   --join FILE       a cgroup.procs file the program joins before exec (repeatable)
-//   --ns PID:TYPES    enter namespaces of process PID; TYPES is a comma list of
-//                     pid,mnt,uts,ipc,net
+//   --ns PID:TYPES[:START]
+//                     enter namespaces of process PID; TYPES is a comma list of
+//                     pid,mnt,uts,ipc,net; with START (its start time in clock ticks, field
+//                     22 of /proc/PID/stat), the namespaces are used only if PID is still that
+//                     process once they are open (a pid reused by another process never is)
 //   --uid/--gid N     run as N (supplementary groups cleared)
 //   --cwd DIR         working directory, resolved inside the mount namespace (default /)
 //   --exit-file FILE  written atomically (FILE.tmp, then rename) when the program exits:
@@ -21,7 +26,8 @@
 //
 // The program inherits the shim's environment and its fds 0, 1 and 2. fd 3 is the report
 // channel to auraed: the shim writes one line and closes it, "ok <host pid> <pid in its
-// namespace>\n" once the program has exec'd, or "error <stage>: <reason>\n" when entering
+// namespace> <start time>\n" once the program has exec'd (the start time as in
+// /proc/<pid>/stat, read before the shim can reap it), or "error <stage>: <reason>\n" when entering
 // the cell failed (then the program never ran and the shim exits 1). Every other fd is closed
 // in the program.
 
@@ -59,7 +65,10 @@ static struct ns_entry ns_all[MAX_NS] = {
 
 static const char *joins[MAX_JOIN];
 static int njoin;
+static const char *self_joins[MAX_JOIN];
+static int nself;
 static long ns_pid = -1;
+static long long ns_start = -1;
 static long uid = -1, gid = -1;
 static const char *cwd = "/";
 static const char *exit_file;
@@ -100,6 +109,36 @@ static int ns_types(const char *list) {
   return 0;
 }
 
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot); -1 when gone. */
+static long long start_time(long pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  // the command (field 2) may hold spaces and parentheses: count fields after the last ')'
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  int field = 2;
+  for (p++; *p && field < 22; p++) {
+    if (*p == ' ') field++;
+  }
+  return field == 22 ? strtoll(p, NULL, 10) : -1;
+}
+
+static int join_cgroup(const char *procs) {
+  int fd = open(procs, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int ok = write(fd, "0", 1) == 1;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return ok ? 0 : -1;
+}
+
 // In the child: a failure is sent to the parent through the exec pipe as "<stage>\0<errno>".
 static void child_fail(int pipe_fd, const char *stage) {
   int e = errno;
@@ -120,10 +159,7 @@ static void child(int pipe_fd, char **argv) {
   // Own session: signals for auraed's terminal or process group never reach the program.
   if (setsid() < 0) child_fail(pipe_fd, "setsid");
   for (int i = 0; i < njoin; i++) {
-    int fd = open(joins[i], O_WRONLY | O_CLOEXEC);
-    if (fd < 0) child_fail(pipe_fd, joins[i]);
-    if (write(fd, "0", 1) != 1) child_fail(pipe_fd, joins[i]);
-    close(fd);
+    if (join_cgroup(joins[i]) < 0) child_fail(pipe_fd, joins[i]);
   }
   for (int i = 0; i < MAX_NS; i++) {
     if (ns_all[i].fd < 0 || ns_all[i].flag == CLONE_NEWPID) continue; // pid: entered by the shim
@@ -182,16 +218,23 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--join") == 0) {
       if (njoin == MAX_JOIN) usage("too many --join");
       joins[njoin++] = v;
+    } else if (strcmp(a, "--self-join") == 0) {
+      if (nself == MAX_JOIN) usage("too many --self-join");
+      self_joins[nself++] = v;
     } else if (strcmp(a, "--ns") == 0) {
-      const char *colon = strchr(v, ':');
-      if (!colon) usage("--ns PID:TYPES");
-      char pid[24];
-      size_t n = (size_t)(colon - v);
-      if (n == 0 || n >= sizeof pid) usage("--ns PID:TYPES");
-      memcpy(pid, v, n);
-      pid[n] = 0;
-      ns_pid = number(pid, "--ns PID:TYPES");
-      if (ns_types(colon + 1) < 0) usage("--ns types are pid,mnt,uts,ipc,net");
+      char spec[96];
+      if (strlen(v) >= sizeof spec) usage("--ns PID:TYPES[:START]");
+      strcpy(spec, v);
+      char *types = strchr(spec, ':');
+      if (!types) usage("--ns PID:TYPES[:START]");
+      *types++ = 0;
+      char *start = strchr(types, ':');
+      if (start) {
+        *start++ = 0;
+        ns_start = number(start, "--ns PID:TYPES:START");
+      }
+      ns_pid = number(spec, "--ns PID:TYPES[:START]");
+      if (ns_types(types) < 0) usage("--ns types are pid,mnt,uts,ipc,net");
     } else if (strcmp(a, "--uid") == 0) {
       uid = number(v, "--uid");
     } else if (strcmp(a, "--gid") == 0) {
@@ -210,6 +253,17 @@ int main(int argc, char **argv) {
 
   // auraed may be gone when we write to it.
   signal(SIGPIPE, SIG_IGN);
+  // The shim holds no directory open (the program's cwd is set in its mount namespace).
+  if (chdir("/") < 0) {
+    report("error %s: %s\n", "chdir", strerror(errno));
+    return 1;
+  }
+  for (int k = 0; k < nself; k++) {
+    if (join_cgroup(self_joins[k]) < 0) {
+      report("error %s: %s\n", self_joins[k], strerror(errno));
+      return 1;
+    }
+  }
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
     report("error %s: %s\n", "subreaper", strerror(errno));
     return 1;
@@ -221,9 +275,14 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "/proc/%ld/ns/%s", ns_pid, ns_all[k].name);
     ns_all[k].fd = open(path, O_RDONLY | O_CLOEXEC);
     if (ns_all[k].fd < 0) {
-      report("error namespace %s: %s\n", path, strerror(errno));
+      report("error namespace %s: %s\n", path, errno == ENOENT ? "the namespace holder is gone" : strerror(errno));
       return 1;
     }
+  }
+  // The files are open: if PID is still the holder now, they are its namespaces.
+  if (ns_pid >= 0 && ns_start >= 0 && start_time(ns_pid) != ns_start) {
+    report("error namespace %s: %s\n", "holder", "the namespace holder is gone (its pid names another process)");
+    return 1;
   }
   // A pid namespace applies to children only: the shim enters it, the program is born in it.
   for (int k = 0; k < MAX_NS; k++) {
@@ -255,7 +314,7 @@ int main(int argc, char **argv) {
   int nspid = 0;
   ssize_t n;
   do n = read(pfd[0], &nspid, sizeof nspid); while (n < 0 && errno == EINTR);
-  if (n != (ssize_t)sizeof nspid) nspid = 0;
+  if (n != (ssize_t)sizeof nspid || nspid <= 0) nspid = (int)pid;
   char buf[160];
   do n = read(pfd[0], buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
   close(pfd[0]);
@@ -270,8 +329,9 @@ int main(int argc, char **argv) {
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     return 1;
   }
-  char line[48];
-  int m = snprintf(line, sizeof line, "ok %d %d\n", (int)pid, nspid);
+  // Not reaped yet (only the loop below reaps), so its start time is there even if it exited.
+  char line[80];
+  int m = snprintf(line, sizeof line, "ok %d %d %lld\n", (int)pid, nspid, start_time(pid));
   (void)!write(REPORT_FD, line, (size_t)m);
   close(REPORT_FD);
 

@@ -5,8 +5,10 @@
  * Contract (docs/observe.md):
  * - The program never waits for the daemon or a reader: its output is a plain file.
  * - Retention: the newest `retainBytes` stay readable; once the file holds more than that plus
- *   a slack (a quarter of it, at least 64 KiB), the oldest part is freed by punching a hole (the file keeps its size, its storage
- *   shrinks), cut at a line boundary. Lines freed that way are counted.
+ *   a slack (a quarter of it, at least 64 KiB), the oldest part is freed by punching a hole
+ *   (the file keeps its size, its storage shrinks), cut at a line boundary. Lines freed that
+ *   way are counted, or estimated from the average line length when a writer outruns
+ *   counting by more than max(4 x retention, 64 MiB): the disk stays bounded either way.
  * - A reader starts at the oldest retained line (history) or at the end (live only), reads
  *   lines oldest first, and learns how many lines it missed (`droppedBefore` on the next line
  *   it gets) when it fell behind the retained part.
@@ -17,6 +19,8 @@
  *   checkpoints taken at each change; within a burst, the checkpoint just after it).
  * - After `end()` (nothing of the executable can write any more) each reader gets the rest,
  *   a trailing partial line as a last line, and then the end.
+ * - A program that truncates its own output file loses what it truncated; readers past the
+ *   new end continue from there.
  * - An idle channel holds no file descriptor (thousands of executables must not exhaust the
  *   daemon's): the file is opened while readers read it or while its oldest part is freed.
  */
@@ -28,9 +32,13 @@ export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 const READ_CHUNK = 64 * 1024;
 const CHECKPOINTS = 256;
 /** bytes read per step while counting the lines of a part to free */
-const COUNT_CHUNK = 1024 * 1024;
-/** most bytes freed per event-loop turn (the rest follows on the next turns) */
-const PUNCH_STEP = 32 * 1024 * 1024;
+const COUNT_CHUNK = 64 * 1024;
+/** time one freeing step may count lines before it punches and yields */
+const STEP_MS = 4;
+/** backlog (beyond the retention) after which freed lines are estimated, not counted */
+const HARD_BACKLOG_BYTES = 64 * 1024 * 1024;
+/** line length assumed for estimates before any line was counted */
+const ESTIMATE_LINE_BYTES = 100;
 const NEWLINE = 0x0a;
 
 /** One line as delivered to a reader. */
@@ -74,6 +82,15 @@ export class ChannelFile {
   /** newlines in [0, start) that this daemon counted (0 for what was freed before it adopted the file) */
   private linesBefore = 0;
   private freeing = false;
+  /** bytes and lines of what was freed with counting (for estimates) */
+  private countedBytes = 0;
+  private countedLines = 0;
+  /** true once some freed lines were estimated rather than counted */
+  estimatedDrops = false;
+  /** bumped when the file shrank (the program truncated it), and the size it shrank to */
+  private truncations = 0;
+  /** @internal */
+  truncatedTo = 0;
   private ended = false;
   private released = false;
   private readonly readers = new Set<FileReader>();
@@ -100,8 +117,9 @@ export class ChannelFile {
     this.start = 0;
     if (this.size > 0) {
       const fd = this.useFd();
+      // history starts after the freed part: the block holding the last cut reads as NULs
       const data = seekData(fd, 0) ?? this.size;
-      this.start = data === 0 ? 0 : this.nextLineStart(data);
+      this.start = data === 0 ? 0 : this.firstNonNul(data);
       this.checkpoint(this.size, this.bornAt);
       this.idleFd();
       if (this.size - this.start > this.retainBytes + this.slack()) this.free();
@@ -127,11 +145,36 @@ export class ChannelFile {
     } catch {
       return; // removed: its executable is being released
     }
-    if (size <= this.size) return;
+    if (size < this.size) return this.truncated(size);
+    if (size === this.size) return;
     this.checkpoint(size, this.now());
     this.size = size;
     this.wake();
     if (size - this.start > this.retainBytes + this.slack() && !this.freeing) this.free();
+  }
+
+  /**
+   * The program truncated its own output (`> /dev/stdout`, ftruncate): what was beyond `size` is
+   * gone; readers past it continue from there. (A truncation followed by more output than was
+   * there before, between two looks, cannot be told from growth.)
+   */
+  private truncated(size: number): void {
+    this.size = size;
+    this.start = Math.min(this.start, size);
+    while (this.cpCount > 0 && this.cpSize![this.cpCount - 1]! > size) this.cpCount--;
+    this.truncations++;
+    this.truncatedTo = size;
+    this.wake();
+  }
+
+  /** @internal */
+  get truncationCount(): number {
+    return this.truncations;
+  }
+
+  /** @internal the size at the last look */
+  get knownSize(): number {
+    return this.size;
   }
 
   /** Nothing can write any more: readers drain the rest and end. */
@@ -303,59 +346,61 @@ export class ChannelFile {
     this.cpCount = w;
   }
 
-  /** The first line start at or after `offset` (the end when no newline follows). */
-  private nextLineStart(offset: number): number {
-    const buf = Buffer.allocUnsafe(READ_CHUNK);
-    const fd = this.useFd();
-    for (let at = offset; ; ) {
-      const n = fs.readSync(fd, buf, 0, buf.length, at);
-      if (n === 0) return at;
-      const nl = buf.subarray(0, n).indexOf(NEWLINE);
-      if (nl >= 0) return at + nl + 1;
-      at += n;
-    }
-  }
+
 
   /**
-   * Frees the oldest part down to `retainBytes`, in steps (each counts its lines, then punches),
-   * so a large backlog never blocks the event loop for long.
+   * Frees the oldest part down to `retainBytes`. Each step counts the lines of what it frees
+   * for at most STEP_MS, punches that much and yields, so a large backlog never blocks the
+   * event loop for long. A writer that outruns counting (tiny lines at memory speed) is not
+   * allowed to fill the disk: beyond a hard backlog the oldest part is freed at once and its
+   * lines are estimated from the average line length counted so far (`estimatedDrops`).
    */
   private free(): void {
     this.freeing = true;
+    const done = () => {
+      this.freeing = false;
+      this.idleFd();
+    };
     const step = () => {
-      if (this.released) {
-        this.freeing = false;
-        this.idleFd();
-        return;
-      }
+      if (this.released) return done();
       const target = this.size - this.retainBytes;
-      if (target - this.start <= 0) {
-        this.freeing = false;
-        this.idleFd();
-        return;
-      }
+      if (target - this.start <= 0) return done();
       let fd: number;
       try {
         fd = this.useFd();
       } catch {
-        this.freeing = false; // removed meanwhile
-        return;
+        return done(); // removed meanwhile
       }
-      const until = Math.min(target, this.start + PUNCH_STEP);
-      const buf = Buffer.allocUnsafe(COUNT_CHUNK);
-      let lines = 0;
-      let lastLineStart = -1;
-      for (let at = this.start; at < until; ) {
-        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, until - at), at);
-        if (n === 0) break;
-        for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) {
-          lines++;
-          lastLineStart = at + i + 1;
+      let cut: number;
+      let lines: number;
+      if (target - this.start > this.hardBacklog()) {
+        cut = this.lineStartNear(target);
+        lines = Math.max(1, Math.round((cut - this.start) / this.sampleLineBytes(this.start)));
+        this.estimatedDrops = true;
+      } else {
+        const deadline = performance.now() + STEP_MS;
+        const buf = Buffer.allocUnsafe(COUNT_CHUNK);
+        lines = 0;
+        let lastLineStart = -1;
+        let at = this.start;
+        while (at < target && performance.now() < deadline) {
+          const n = fs.readSync(fd, buf, 0, Math.min(buf.length, target - at), at);
+          if (n === 0) break;
+          for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) {
+            lines++;
+            lastLineStart = at + i + 1;
+          }
+          at += n;
         }
-        at += n;
+        // cut at the last line boundary counted; inside one huge line (no newline in a whole
+        // chunk), where counting stopped; a short unfinished line is left for the next time
+        if (lastLineStart > this.start) cut = lastLineStart;
+        else if (at - this.start >= COUNT_CHUNK) cut = at;
+        else return done();
+        this.countedBytes += cut - this.start;
+        this.countedLines += lines;
       }
-      // cut at the last line boundary; inside one huge line, cut where the budget says
-      const cut = lastLineStart > this.start ? lastLineStart : until;
+      if (cut <= this.start) return done();
       try {
         punchHole(fd, this.start, cut - this.start);
       } catch {
@@ -363,14 +408,45 @@ export class ChannelFile {
       }
       this.start = cut;
       this.linesBefore += lines;
-      // more than one step's worth: continue on the next turn
-      if (until < target) setImmediate(step);
-      else {
-        this.freeing = false;
-        this.idleFd();
-      }
+      if (cut < target) setImmediate(step);
+      else done();
     };
     step();
+  }
+
+  /** Backlog beyond the retention after which lines are estimated rather than counted. */
+  private hardBacklog(): number {
+    return Math.max(4 * this.retainBytes, HARD_BACKLOG_BYTES);
+  }
+
+  /** The average line length in a short sample at `offset` (for estimating freed lines). */
+  private sampleLineBytes(offset: number): number {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const n = fs.readSync(this.useFd(), buf, 0, buf.length, offset);
+    let lines = 0;
+    for (let i = buf.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buf.indexOf(NEWLINE, i + 1)) lines++;
+    if (lines > 0) return n / lines;
+    return this.countedLines > 0 ? this.countedBytes / this.countedLines : Math.max(n, ESTIMATE_LINE_BYTES);
+  }
+
+  /** The first line start at or after `offset` within a short look, else `offset` itself. */
+  private lineStartNear(offset: number): number {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const n = fs.readSync(this.useFd(), buf, 0, buf.length, offset);
+    const nl = buf.subarray(0, n).indexOf(NEWLINE);
+    return nl >= 0 ? offset + nl + 1 : offset;
+  }
+
+  /** The first byte at or after `offset` that is not NUL (a punched block's zeroed head), or the end. */
+  private firstNonNul(offset: number): number {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const fd = this.useFd();
+    for (let at = offset; ; ) {
+      const n = fs.readSync(fd, buf, 0, buf.length, at);
+      if (n === 0) return at;
+      for (let i = 0; i < n; i++) if (buf[i] !== 0) return at + i;
+      at += n;
+    }
   }
 
 
@@ -387,6 +463,8 @@ class FileReader implements OutputReader {
   private closed = false;
   private done = false;
   private buf: Buffer | undefined;
+  /** the file's truncation count this reader has caught up with */
+  private truncations: number;
   /** resolves a pending wait() (close() resolves it too) */
   private waiting: (() => void) | undefined;
 
@@ -394,6 +472,7 @@ class FileReader implements OutputReader {
     // From 0 (history), take() counts what was freed before the retained start as dropped.
     this.offset = offset > 0 ? Math.max(offset, file.retainedStart) : 0;
     this.lineNo = offset > 0 ? file.linesUpTo(this.offset) : 0;
+    this.truncations = file.truncationCount;
   }
 
   get dropped(): number {
@@ -404,6 +483,15 @@ class FileReader implements OutputReader {
     if (this.closed || this.done) return null;
     const f = this.file;
     const out: OutputLine[] = [];
+    if (this.truncations !== f.truncationCount) {
+      this.truncations = f.truncationCount;
+      if (this.offset > f.truncatedTo) {
+        this.offset = f.truncatedTo;
+        this.partial = [];
+        this.partialBytes = 0;
+        this.lineNo = f.linesUpTo(this.offset);
+      }
+    }
     if (this.offset < f.retainedStart) this.skipFreed();
     this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
     const buf = this.buf;

@@ -29,8 +29,10 @@ export interface ShimSpawnOptions {
   gid?: number;
   /** cgroup.procs files the program joins before exec, in order */
   join: string[];
-  /** namespaces of a live process to enter before exec */
-  namespaces?: { pid: number; types: NamespaceType[] };
+  /** cgroup.procs files the shim itself joins first (the shims' own cgroup) */
+  selfJoin?: string[];
+  /** namespaces of a live process to enter before exec; with startTime, only if the pid is still that process */
+  namespaces?: { pid: number; types: NamespaceType[]; startTime?: number };
   /** files for the program's stdout and stderr (created, appended to) */
   stdoutPath: string;
   stderrPath: string;
@@ -46,15 +48,24 @@ export interface ShimProcess {
   pid: number;
   /** the program's pid in its own pid namespace (equal to pid outside isolated cells) */
   nsPid: number;
+  /** the program's start time (clock ticks after boot), read by the shim before it could be reaped; -1 if unknown */
+  startTime: number;
 }
 
 /** Entering the cell failed before the program ran; `stage` names the step ("setuid", a cgroup.procs path...). */
 export class ShimStartError extends Error {
   readonly stage: string;
+  readonly reason: string;
   constructor(stage: string, reason: string) {
     super(`${stage}: ${reason}`);
     this.name = "ShimStartError";
     this.stage = stage;
+    this.reason = reason;
+  }
+
+  /** The kernel ran out of something (processes, memory, files), not a problem of the request. */
+  get exhausted(): boolean {
+    return /Resource temporarily unavailable|Cannot allocate memory|Too many open files/.test(this.reason);
   }
 }
 
@@ -85,8 +96,10 @@ export function readExitFile(file: string): ExitRecord | undefined {
 
 function shimArgs(o: ShimSpawnOptions): string[] {
   const args: string[] = [];
+  for (const j of o.selfJoin ?? []) args.push("--self-join", j);
   for (const j of o.join) args.push("--join", j);
-  if (o.namespaces && o.namespaces.types.length > 0) args.push("--ns", `${o.namespaces.pid}:${o.namespaces.types.join(",")}`);
+  const ns = o.namespaces;
+  if (ns && ns.types.length > 0) args.push("--ns", `${ns.pid}:${ns.types.join(",")}${ns.startTime !== undefined ? `:${ns.startTime}` : ""}`);
   if (o.uid !== undefined) args.push("--uid", String(o.uid));
   if (o.gid !== undefined) args.push("--gid", String(o.gid));
   if (o.cwd) args.push("--cwd", o.cwd);
@@ -131,8 +144,8 @@ export async function spawnThroughShim(o: ShimSpawnOptions): Promise<ShimProcess
   shim.on("error", () => {});
   await spawned;
   const line = await readReport(shim.stdio[3] as Readable);
-  const ok = /^ok (\d+) (\d+)\n$/.exec(line);
-  if (ok) return { shim, shimPid: shim.pid!, pid: Number(ok[1]), nsPid: Number(ok[2]) };
+  const ok = /^ok (\d+) (\d+) (-?\d+)\n$/.exec(line);
+  if (ok) return { shim, shimPid: shim.pid!, pid: Number(ok[1]), nsPid: Number(ok[2]), startTime: Number(ok[3]) };
   await new Promise((r) => (shim.exitCode !== null || shim.signalCode !== null ? r(undefined) : shim.once("exit", r)));
   const failed = /^error (.*?): (.*)\n$/.exec(line);
   if (failed) throw new ShimStartError(failed[1]!, failed[2]!);
