@@ -144,8 +144,11 @@ describe("restart without losing workloads", { skip: SKIP, timeout: 180_000 }, (
     await c.cells.allocate({ cell: { name: "good" } });
     await c.cells.allocate({ cell: { name: "bad" } });
     const victim = await c.cells.start({ cellName: "bad", executable: { name: "keep", command: "sleep 1000" } });
+    const orphaned = await c.cells.start({ cellName: "good", executable: { name: "lost", command: "sleep 1000" } });
     c.client.close();
     await d1.kill9();
+    // an executable whose output file went missing cannot be adopted: reported, left alone
+    fs.rmSync(path.join(d1.dir, "run/state/executables", "good~lost", "stdout"));
     const file = path.join(d1.dir, "run/state/cells/bad.json");
     const text = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, text.slice(0, Math.floor(text.length / 2))); // a torn write
@@ -156,10 +159,13 @@ describe("restart without losing workloads", { skip: SKIP, timeout: 180_000 }, (
       assert.ok(log, "the corrupt file is named in the log");
       assert.match(log!, /not valid JSON.*leaving it and cell 'bad' untouched/);
       assert.deepEqual((await c.cells.list()).cells.map((n) => n.cell!.name), ["good"]);
+      assert.match(d2.logs.join("\n"), /good~lost cannot be adopted: .*leaving it and executable 'lost' in cell 'good' untouched/);
+      assert.deepEqual((await c.cells.list()).cells[0]!.executables, [], "not adopted");
+      assert.ok(alive(orphaned.hostPid), "and not killed as a leftover");
       assert.ok(alive(victim.hostPid), "the process of the unidentified cell is not touched");
       assert.ok(fs.existsSync(path.join(UNIFIED, d2.cgroupParent, "bad")), "nor its cgroups");
       assert.equal(fs.readFileSync(file, "utf8"), text.slice(0, Math.floor(text.length / 2)), "nor its record");
-      await c.cells.free({ cellName: "good" });
+      await assert.rejects(c.cells.free({ cellName: "good" }), /still in use/, "its leaf keeps the cell busy until the operator clears it");
     } finally {
       c.client.close();
     }
