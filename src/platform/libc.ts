@@ -34,6 +34,7 @@ interface Bindings {
   fallocate: KoffiFunction;
   lseek: KoffiFunction;
   flock: KoffiFunction;
+  waitid: KoffiFunction;
 }
 
 let bindings: Bindings | undefined;
@@ -48,6 +49,7 @@ function libc(): Bindings {
       fallocate: lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
       lseek: lib.func("int64_t lseek(int fd, int64_t offset, int whence)"),
       flock: lib.func("int flock(int fd, int operation)"),
+      waitid: lib.func("int waitid(int idtype, int id, _Out_ uint8_t *info, int options)"),
     };
   }
   return bindings;
@@ -135,4 +137,26 @@ export function flockExclusive(fd: number): boolean {
   const e = koffi.errno();
   if (e === os.constants.errno.EWOULDBLOCK) return false;
   throw new SyscallError("flock", e);
+}
+
+const P_ALL = 0;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+const SIGINFO_BYTES = 128;
+const siginfo = new Uint8Array(SIGINFO_BYTES);
+
+/**
+ * The pid of one child that has exited and is waiting to be reaped, without reaping it
+ * (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`); undefined when there is none.
+ */
+export function peekExitedChild(): number | undefined {
+  siginfo.fill(0);
+  if (libc().waitid(P_ALL, 0, siginfo, WEXITED | WNOHANG | WNOWAIT) !== 0) {
+    const e = koffi.errno();
+    if (e === os.constants.errno.ECHILD) return undefined;
+    throw new SyscallError("waitid", e);
+  }
+  // siginfo_t: si_signo, si_errno, si_code (3 ints), padding to 8, then si_pid at offset 16
+  const pid = new DataView(siginfo.buffer).getInt32(16, true);
+  return pid > 0 ? pid : undefined;
 }

@@ -3,9 +3,9 @@
  *
  * Orphaned descendants are reparented to us and become zombies when they exit, because libuv
  * only waits for the children it started. `waitpid(-1)` would steal those children (their
- * `exit` event would never fire), so on every SIGCHLD we list our children from
- * `/proc/<pid>/task/<tid>/children` and `waitpid(pid, WNOHANG)` exactly the pids that
- * `child_process` did not start.
+ * `exit` event would never fire), so on every SIGCHLD we ask `waitid(WNOWAIT)` which child has
+ * exited, without reaping it, and `waitpid(pid, WNOHANG)` it only when `child_process` did not
+ * start it (see sweep; `listChildren` is the fallback).
  *
  * Every child started through `child_process` (spawn, exec, execFile, fork) is recognised
  * automatically: `ChildProcess.prototype.spawn` is wrapped while a reaper runs, so services
@@ -17,7 +17,7 @@
  */
 import fs from "node:fs";
 import { ChildProcess } from "node:child_process";
-import { setChildSubreaper, waitpidNoHang, type WaitResult } from "./libc.js";
+import { peekExitedChild, setChildSubreaper, waitpidNoHang, type WaitResult } from "./libc.js";
 
 export interface ReaperOptions {
   /** Called once per orphan reaped (not for child_process children). */
@@ -37,6 +37,9 @@ export interface Reaper {
 
 interface State {
   owned: Set<number>;
+  /** a sweep is scheduled for the next turn */
+  retryPending: boolean;
+  retries: number;
   listeners: Set<(r: WaitResult) => void>;
   handles: number;
   onSignal: () => void;
@@ -69,18 +72,60 @@ export function listChildren(pid = process.pid): number[] {
   return out;
 }
 
-function sweep(s: State): number {
+/** The old way, O(children): every child not started by child_process, waited for by pid. */
+function sweepByListing(s: State): number {
   let reaped = 0;
   for (const pid of listChildren()) {
     if (s.owned.has(pid)) continue;
     const r = waitpidNoHang(pid);
-    if (!r) continue;
-    reaped++;
-    for (const l of s.listeners) {
-      try { l(r); } catch { /* a listener never stops reaping */ }
+    if (r) {
+      reaped++;
+      notify(s, r);
     }
   }
   return reaped;
+}
+
+function notify(s: State, r: WaitResult): void {
+  for (const l of s.listeners) {
+    try { l(r); } catch { /* a listener never stops reaping */ }
+  }
+}
+
+/**
+ * Reaps every exited orphan, O(exited) however many children the daemon has (thousands of
+ * shims): `waitid(WNOWAIT)` names an exited child without reaping it; ours are reaped by pid.
+ * When the one named is child_process's own (libuv reaps it in its own SIGCHLD handling),
+ * others may wait behind it: the sweep is retried on the next turn, after libuv has reaped it.
+ */
+function sweep(s: State): number {
+  let reaped = 0;
+  for (;;) {
+    const pid = peekExitedChild();
+    if (pid === undefined) {
+      s.retries = 0;
+      return reaped;
+    }
+    if (s.owned.has(pid)) {
+      if (++s.retries > 64) {
+        // libuv has not reaped it for many turns: do not wait behind it
+        s.retries = 0;
+        return reaped + sweepByListing(s);
+      }
+      if (!s.retryPending) {
+        s.retryPending = true;
+        setImmediate(() => {
+          s.retryPending = false;
+          if (state === s) sweep(s);
+        });
+      }
+      return reaped;
+    }
+    const r = waitpidNoHang(pid);
+    if (!r) return reaped + sweepByListing(s); // named but not reapable: should not happen
+    reaped++;
+    notify(s, r);
+  }
 }
 
 export function startReaper(opts: ReaperOptions = {}): Reaper {
@@ -90,6 +135,8 @@ export function startReaper(opts: ReaperOptions = {}): Reaper {
     const originalSpawn = (ChildProcess.prototype as unknown as { spawn: State["originalSpawn"] }).spawn;
     const s: State = {
       owned,
+      retryPending: false,
+      retries: 0,
       listeners: new Set(),
       handles: 0,
       onSignal: () => { sweep(s); },

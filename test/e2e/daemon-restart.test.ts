@@ -269,6 +269,7 @@ describe("restart without losing workloads", { skip: SKIP, timeout: 180_000 }, (
       assert.equal(await new Promise((res) => sameCgroups.process.once("exit", res)), 1);
       assert.match(sameCgroups.logs.join("\n"), new RegExp(`another auraed owns .*${d1.cgroupParent}`));
       assert.ok(alive(r.hostPid), "the first daemon's workload runs on");
+      assert.deepEqual(cgroupDirs(`${d1.cgroupParent}-x`), [], "the refused daemon removed the cgroup parent it had made");
       assert.deepEqual(flatten((await c.cells.list()).cells), { mine: [["w", "running", null]] });
       await c.cells.free({ cellName: "mine" });
     } finally {

@@ -531,7 +531,7 @@ export class CellDomain implements ExecutableDirectory {
         startedAt: Date.now(),
         internal: p.internal,
       };
-      const exe = this.executableFromRecord(record, dir, started.shim);
+      const exe = this.executableFromRecord(record, dir);
       try {
         this.store.saveExecutable(dir, record);
       } catch (err) {
@@ -566,7 +566,7 @@ export class CellDomain implements ExecutableDirectory {
   }
 
   /** @internal */
-  executableFromRecord(rec: StoredExecutable, dir: string, shimChild?: import("node:child_process").ChildProcess): Executable {
+  executableFromRecord(rec: StoredExecutable, dir: string): Executable {
     return new Executable({
       cellName: rec.cellName,
       name: rec.name,
@@ -577,7 +577,6 @@ export class CellDomain implements ExecutableDirectory {
       pid: rec.pid,
       process: rec.process,
       shim: rec.shim,
-      shimChild,
       dir,
       leafDir: this.driver.executableDir(rec.cellName, rec.name),
       startedAt: rec.startedAt,

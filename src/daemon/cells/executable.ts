@@ -7,9 +7,9 @@
  * is "exited" with neither an exit code nor a signal).
  *
  * Its output channels end once nothing of it can write any more: when its tracker leaf is empty
- * and its shim is gone (the shim reaps the program's orphans, except in a cell with its own pid
- * namespace, where they go to the cell's init but stay in the leaf). For an executable adopted
- * from an earlier daemon (the shim is not our child), the leaf alone tells.
+ * (everything the program started stays in the leaf, orphans included, whether its shim or a
+ * cell's init reaps them). The same holds for an executable adopted from an earlier daemon: the
+ * shim is never our child_process child (see aurae-shim.c), so nothing here depends on it.
  *
  * One watch on the executable's directory tells about new output (stdout, stderr) and the
  * exit file.
@@ -17,7 +17,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { ChannelFile, type ChannelFileOptions, type OutputReader } from "../../platform/output/channel-file.js";
 import { isAlive, type ProcessIdentity } from "../../platform/process/identity.js";
 import { readExitFile } from "../../platform/process/shim.js";
@@ -44,8 +43,6 @@ export interface ExecutableInit {
   /** the program on the host */
   process: ProcessIdentity;
   shim: ProcessIdentity;
-  /** the shim when this daemon started it (its exit event is the surest end) */
-  shimChild?: ChildProcess;
   /** holds stdout, stderr and exit */
   dir: string;
   /** the executable's tracker leaf, and the tracker to watch it with (adopted executables) */
@@ -92,8 +89,6 @@ export class Executable implements ObservedExecutable {
   private resolveGone!: () => void;
   private isGone = false;
   private leafEmpty = false;
-  private readonly leafDir: string;
-  private readonly tracker: ProcessTracker;
   private watcher: fs.FSWatcher | undefined;
   private unwatchLeaf: (() => void) | undefined;
 
@@ -130,18 +125,10 @@ export class Executable implements ObservedExecutable {
     this.stderr.refresh();
     this.checkExit();
 
-    this.leafDir = init.leafDir;
-    this.tracker = init.tracker;
-    const child = init.shimChild;
-    if (child) {
-      if (child.exitCode !== null || child.signalCode !== null) this.shimEnded();
-      else child.once("exit", () => this.shimEnded());
-    } else {
-      // Adopted. Its program ended while no daemon ran and no shim is left to say how: ended, status
-      // unknown (what else still runs in its leaf is Stop's to kill).
-      if (!this.status && !isAlive(this.shim) && !isAlive(this.identity)) this.setStatus({ code: null, signal: null, unknown: true });
-      this.unwatchLeaf = init.tracker.onEmpty(init.leafDir, () => this.leafEmptied());
-    }
+    // Its program ended and no shim is left to say how (killed, or while no daemon ran): ended,
+    // status unknown (what else still runs in its leaf is Stop's to kill).
+    if (!this.status && !isAlive(this.shim) && !isAlive(this.identity)) this.setStatus({ code: null, signal: null, unknown: true });
+    this.unwatchLeaf = init.tracker.onEmpty(init.leafDir, () => this.leafEmptied());
   }
 
   get name(): string {
@@ -215,14 +202,9 @@ export class Executable implements ObservedExecutable {
     this.resolveGone();
   }
 
-  /** Our shim exited: the exit file is there (or the shim was killed); the end waits for the leaf. */
-  private shimEnded(): void {
-    this.checkExit();
-    if (this.isGone || this.unwatchLeaf) return;
-    this.unwatchLeaf = this.tracker.onEmpty(this.leafDir, () => this.leafEmptied());
-  }
 
-  /** Adopted: the leaf is empty, so nothing writes any more; the shim writes the exit file right after. */
+
+  /** The leaf is empty, so nothing writes any more; the shim writes the exit file right after (if it lives). */
   private leafEmptied(): void {
     this.leafEmpty = true;
     this.checkExit();

@@ -98,6 +98,8 @@ export async function createCellService(ctx: DaemonContext, deps: CellServiceDep
     const lock = tryLock(path);
     if (!lock) {
       for (const l of locks) l.release();
+      // only what init made just now: the rest belongs to the other daemon
+      driver.undoInit();
       throw unavailable(`cells: another auraed owns ${path}; stop it first, or give this one another --runtime-dir and --cgroup-parent`);
     }
     locks.push(lock);

@@ -164,7 +164,18 @@ export class CgroupDriver {
       }
     }
     const shims = path.join(this.dir(this.trackerHierarchy, ""), SHIMS_CGROUP);
-    if (!this.fs.exists(shims)) this.fs.mkdir(shims);
+    if (!this.fs.exists(shims)) {
+      this.fs.mkdir(shims);
+      this.created.push(shims);
+    }
+  }
+
+  /** Removes only the directories init created (nothing that existed before it). */
+  undoInit(): void {
+    for (const d of [...this.created].sort((a, b) => b.length - a.length)) {
+      try { this.fs.rmdir(d); } catch { /* in use meanwhile */ }
+    }
+    this.created.length = 0;
   }
 
   /**

@@ -1,5 +1,10 @@
 // aurae-shim: the parent of one executable, independent of auraed.
 //
+// The process auraed spawns forks the shim proper and exits at once: the shim is then not one
+// of Node's child processes (libuv waits for each of those by pid on every SIGCHLD, which
+// costs O(executables)), but an orphan reparented to auraed, a child subreaper, which reaps it
+// by pid when it exits.
+//
 // auraed starts one shim per executable. The shim forks the program; the child enters the
 // cell (cgroups, then namespaces, then credentials) and only then execs, so the program never
 // runs outside its cell. The shim stays its parent: it records the program's exit status in a
@@ -26,7 +31,7 @@
 //
 // The program inherits the shim's environment and its fds 0, 1 and 2. fd 3 is the report
 // channel to auraed: the shim writes one line and closes it, "ok <host pid> <pid in its
-// namespace> <start time>\n" once the program has exec'd (the start time as in
+// namespace> <start time> <shim pid>\n" once the program has exec'd (the start time as in
 // /proc/<pid>/stat, read before the shim can reap it), or "error <stage>: <reason>\n" when entering
 // the cell failed (then the program never ran and the shim exits 1). Every other fd is closed
 // in the program.
@@ -251,6 +256,13 @@ int main(int argc, char **argv) {
   if (!exit_file) usage("--exit-file is required");
   char **prog = argv + i;
 
+  // Leave auraed's list of child processes: the shim proper is our child, reparented to auraed.
+  pid_t shim = fork();
+  if (shim < 0) {
+    report("error %s: %s\n", "fork", strerror(errno));
+    return 1;
+  }
+  if (shim > 0) _exit(0);
   // auraed may be gone when we write to it.
   signal(SIGPIPE, SIG_IGN);
   // The shim holds no directory open (the program's cwd is set in its mount namespace).
@@ -330,8 +342,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   // Not reaped yet (only the loop below reaps), so its start time is there even if it exited.
-  char line[80];
-  int m = snprintf(line, sizeof line, "ok %d %d %lld\n", (int)pid, nspid, start_time(pid));
+  char line[96];
+  int m = snprintf(line, sizeof line, "ok %d %d %lld %d\n", (int)pid, nspid, start_time(pid), (int)getpid());
   (void)!write(REPORT_FD, line, (size_t)m);
   close(REPORT_FD);
 

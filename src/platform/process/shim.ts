@@ -41,8 +41,10 @@ export interface ShimSpawnOptions {
 }
 
 export interface ShimProcess {
-  /** the shim itself (our child) */
-  shim: ChildProcess;
+  /**
+   * the shim's pid: not our child_process child (that one exits at once) but an orphan
+   * reparented to us, which the reaper reaps (the daemon must be a child subreaper)
+   */
   shimPid: number;
   /** the program's pid on the host */
   pid: number;
@@ -144,8 +146,8 @@ export async function spawnThroughShim(o: ShimSpawnOptions): Promise<ShimProcess
   shim.on("error", () => {});
   await spawned;
   const line = await readReport(shim.stdio[3] as Readable);
-  const ok = /^ok (\d+) (\d+) (-?\d+)\n$/.exec(line);
-  if (ok) return { shim, shimPid: shim.pid!, pid: Number(ok[1]), nsPid: Number(ok[2]), startTime: Number(ok[3]) };
+  const ok = /^ok (\d+) (\d+) (-?\d+) (\d+)\n$/.exec(line);
+  if (ok) return { shimPid: Number(ok[4]), pid: Number(ok[1]), nsPid: Number(ok[2]), startTime: Number(ok[3]) };
   await new Promise((r) => (shim.exitCode !== null || shim.signalCode !== null ? r(undefined) : shim.once("exit", r)));
   const failed = /^error (.*?): (.*)\n$/.exec(line);
   if (failed) throw new ShimStartError(failed[1]!, failed[2]!);
