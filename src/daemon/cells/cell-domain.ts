@@ -36,7 +36,8 @@ import { HOLDER_READY_LINE, holderArgv, holderInitPid, namespaceTypes, type Isol
 import { executableEnvironment, EXECUTABLE_PATH, lookupUid } from "../../platform/process/environment.js";
 import { bootId, identify, isAlive, type ProcessIdentity } from "../../platform/process/identity.js";
 import { readProcessIds } from "../../platform/process/proc-status.js";
-import { spawnThroughShim, ShimStartError, type NamespaceType } from "../../platform/process/shim.js";
+import { ShimStartError, type NamespaceType, type ShimProcess } from "../../platform/process/shim.js";
+import { Spawner } from "../../platform/process/spawner.js";
 import type { Reaper } from "../../platform/reaper.js";
 import { ancestorNames, cellNameProblem, checkExecutableName, parentName } from "./names.js";
 import { toAuraeError } from "./errors.js";
@@ -158,6 +159,8 @@ export class CellDomain implements ExecutableDirectory {
   /** @internal */ readonly output: ChannelFileOptions | undefined;
   private readonly stopGraceMs: number;
   private readonly reaper: Reaper | undefined;
+  /** forks every shim (the daemon never forks itself: platform/process/spawner.ts) */
+  private readonly spawner: Spawner;
   private closed = false;
   private spawnCounter = 0;
 
@@ -168,6 +171,7 @@ export class CellDomain implements ExecutableDirectory {
     this.reaper = opts.reaper;
     this.logger = opts.logger;
     this.output = opts.output;
+    this.spawner = new Spawner(this.driver.shimJoinFiles());
   }
 
   get cgroupV2(): boolean {
@@ -331,6 +335,7 @@ export class CellDomain implements ExecutableDirectory {
    */
   async shutdown(opts: { keepWorkloads?: boolean } = {}): Promise<void> {
     this.closed = true;
+    await this.spawner.close();
     if (opts.keepWorkloads) {
       for (const c of this.cells.values()) {
         for (const e of c.executables.values()) e.release();
@@ -497,16 +502,15 @@ export class CellDomain implements ExecutableDirectory {
       throw toAuraeError(action, err);
     }
     let dir: string | undefined;
-    let started: Awaited<ReturnType<typeof spawnThroughShim>> | undefined;
+    let started: ShimProcess | undefined;
     try {
       dir = this.store.createExecutableDir(cell.name, p.name);
-      started = await spawnThroughShim({
+      started = await this.spawner.start({
         argv: p.argv,
         env: p.env,
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
-        selfJoin: this.driver.shimJoinFiles(),
         join: this.driver.joinFiles(cell.name, p.name),
         namespaces,
         stdoutPath: path.join(dir, "stdout"),

@@ -85,7 +85,7 @@ static void report(const char *fmt, const char *a, const char *b) {
 }
 
 static void usage(const char *why) {
-  fprintf(stderr, "aurae-shim: %s\n", why);
+  report("error usage: %s%s\n", why, "");
   exit(2);
 }
 
@@ -210,7 +210,11 @@ static void write_exit(int status) {
   if (ok) rename(tmp, exit_file);
 }
 
-int main(int argc, char **argv) {
+/**
+ * The shim proper. `detach`: the process that runs this is a child_process child of auraed
+ * (direct mode): fork once more so that the shim is not (see the top of this file).
+ */
+int shim_main(int argc, char **argv, int detach) {
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -256,13 +260,15 @@ int main(int argc, char **argv) {
   if (!exit_file) usage("--exit-file is required");
   char **prog = argv + i;
 
-  // Leave auraed's list of child processes: the shim proper is our child, reparented to auraed.
-  pid_t shim = fork();
-  if (shim < 0) {
-    report("error %s: %s\n", "fork", strerror(errno));
-    return 1;
+  if (detach) {
+    // Leave auraed's list of child processes: the shim proper is our child, reparented to auraed.
+    pid_t shim = fork();
+    if (shim < 0) {
+      report("error %s: %s\n", "fork", strerror(errno));
+      return 1;
+    }
+    if (shim > 0) _exit(0);
   }
-  if (shim > 0) _exit(0);
   // auraed may be gone when we write to it.
   signal(SIGPIPE, SIG_IGN);
   // The shim holds no directory open (the program's cwd is set in its mount namespace).
@@ -365,4 +371,11 @@ int main(int argc, char **argv) {
     if (w == pid) write_exit(st);
   }
   return 0;
+}
+
+int spawner_main(void);
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--spawner") == 0) return spawner_main();
+  return shim_main(argc, argv, 1);
 }

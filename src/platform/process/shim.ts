@@ -96,7 +96,8 @@ export function readExitFile(file: string): ExitRecord | undefined {
   }
 }
 
-function shimArgs(o: ShimSpawnOptions): string[] {
+/** The shim's arguments for these options (without the program name). */
+export function shimArgs(o: ShimSpawnOptions): string[] {
   const args: string[] = [];
   for (const j of o.selfJoin ?? []) args.push("--self-join", j);
   for (const j of o.join) args.push("--join", j);
@@ -146,10 +147,17 @@ export async function spawnThroughShim(o: ShimSpawnOptions): Promise<ShimProcess
   shim.on("error", () => {});
   await spawned;
   const line = await readReport(shim.stdio[3] as Readable);
+  if (!line.startsWith("ok ")) {
+    await new Promise((r) => (shim.exitCode !== null || shim.signalCode !== null ? r(undefined) : shim.once("exit", r)));
+  }
+  return parseReport(line || `error shim: exited (${shim.exitCode ?? shim.signalCode}) without a report\n`);
+}
+
+/** A shim's report line as a ShimProcess; throws ShimStartError for an error report. */
+export function parseReport(line: string): ShimProcess {
   const ok = /^ok (\d+) (\d+) (-?\d+) (\d+)\n$/.exec(line);
   if (ok) return { shimPid: Number(ok[4]), pid: Number(ok[1]), nsPid: Number(ok[2]), startTime: Number(ok[3]) };
-  await new Promise((r) => (shim.exitCode !== null || shim.signalCode !== null ? r(undefined) : shim.once("exit", r)));
-  const failed = /^error (.*?): (.*)\n$/.exec(line);
+  const failed = /^error (.*?): (.*)\n?$/.exec(line);
   if (failed) throw new ShimStartError(failed[1]!, failed[2]!);
-  throw new ShimStartError("shim", line ? `unexpected report '${line.trim()}'` : `exited (${shim.exitCode ?? shim.signalCode}) without a report`);
+  throw new ShimStartError("shim", `unexpected report '${line.trim()}'`);
 }
