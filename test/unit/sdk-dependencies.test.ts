@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
@@ -41,4 +42,25 @@ test("aer adds commander and the PKI's x509 library; auraescript adds tsx; nothi
   const auraescript = new Set([...importGraph("src/auraescript/main.ts").packages, ...importGraph("src/auraescript/gen/aurae.ts").packages]);
   assert.ok(auraescript.has("tsx"));
   for (const p of [...aer, ...auraescript]) assert.ok(declared.includes(p), `${p} is used but not in dependencies`);
+});
+
+test("the SDK ships alone as @aurae-ts/sdk: only its code, only its three dependencies", () => {
+  const pkgDir = join(ROOT, "packages/sdk");
+  const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as { dependencies: Record<string, string>; files: string[] };
+  assert.deepEqual(Object.keys(pkg.dependencies).sort(), ["@bufbuild/protobuf", "@grpc/grpc-js", "smol-toml"]);
+  // the versions are the root package's, so both install the same
+  const root = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+  for (const [name, range] of Object.entries(pkg.dependencies)) assert.equal(range, root.dependencies[name], name);
+  const packed = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: pkgDir, encoding: "utf8" })) as { files: { path: string }[] }[];
+  const files = packed[0]!.files.map((f) => f.path);
+  assert.ok(files.includes("dist/client/index.js") && files.includes("dist/api/aurae/cells/v0/cells.js"), "built (npm ci runs prepare)");
+  assert.deepEqual(files.filter((f) => !/^(dist\/(client|api)\/|package\.json$|README\.md$)/.test(f)), []);
+  // every bare import in what ships is one of the declared dependencies
+  for (const f of files.filter((x) => x.endsWith(".js"))) {
+    for (const { fileName: spec } of ts.preProcessFile(readFileSync(join(pkgDir, f), "utf8"), true, true).importedFiles) {
+      if (spec.startsWith(".") || spec.startsWith("node:")) continue;
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+      assert.ok(name in pkg.dependencies, `${f} imports ${spec}`);
+    }
+  }
 });
