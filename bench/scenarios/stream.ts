@@ -1,4 +1,10 @@
+import { ChannelCredentials, makeGenericClientConstructor, Server, ServerCredentials, type Client, type ClientReadableStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
+import type { DevPki } from "../../src/pki/pki.js";
 import { checkClean } from "../lib/leftovers.js";
 import { cpuMs } from "../lib/proc.js";
 import type { Row } from "../lib/report.js";
@@ -15,8 +21,9 @@ const RETAIN_BYTES = 256 * 1024 * 1024;
 const DEFAULT_RETAIN_BYTES = 8 * 1024 * 1024;
 /**
  * The batched reader's HTTP/2 receive window (grpc-js channel option; its default is 64 KiB): the
- * daemon may send this much before the reader has to grant more. A 1 MiB window measured ~20-30%
- * more throughput and less CPU per MB on both sides than the default (the default-window row).
+ * daemon may send this much before the reader has to grant more. A 1 MiB window was faster (by
+ * about 20% in the median) with less CPU per MB on both sides in most same-run comparisons here;
+ * the default-window row shows the difference in each run.
  */
 const WINDOW = { "grpc-node.flow_control_window": 1024 * 1024 };
 
@@ -24,6 +31,7 @@ const BATCHED = `Output streaming, batched (${PER_MESSAGE} lines per response): 
 const DEFAULT_WINDOW = "Output streaming, batched, grpc-js's default 64 KiB flow-control window (info)";
 const PER_LINE = "Output streaming, one line per response (Aurae's form) vs the same pipe";
 const DEFAULT_RETENTION = "Output streaming, batched, with the default 8 MiB retention (one run; info)";
+const TRANSPORT = "grpc-js alone: the same batched responses, pre-encoded, not decoded, over the same mTLS socket (info)";
 const cpuRow = (form: string, who: string) => `${who} CPU per MB, ${form} vs the pipe reader's CPU per MB`;
 
 /** 99 characters and a newline: 100-byte lines. */
@@ -55,7 +63,10 @@ const form = (perMessage: number): Form => ({ perMessage, mbps: [], daemonCpu: [
  * above the burst (else most of it is freed before it is read: the default-retention row shows
  * how much). CPU: the daemon's utime+stime from /proc before Start and after the end; the
  * reader's is this process's (`process.cpuUsage`: grpc-js, TLS, HTTP/2, decoding, counting).
- * Floor, batched (both windows) and per-line runs are interleaved. MB = 10^6 bytes.
+ * Info row "grpc-js alone": the same batched responses sent by a bare grpc-js server process
+ * from memory and received without decoding, the share of the cost the product cannot remove.
+ * Floor, batched (both windows), per-line and transport runs are interleaved, after an uncounted
+ * warm-up stream in each form. MB = 10^6 bytes.
  */
 export async function run(b: BenchContext): Promise<Row[]> {
   const bytes = b.quick ? 10_000_000 : 200_000_000;
@@ -64,7 +75,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const allRows = (): Array<[string, Row["unit"]]> => [
     [BATCHED, "MB/s"], [cpuRow("batched", "Daemon"), "ms/MB"], [cpuRow("batched", "Reader"), "ms/MB"], [DEFAULT_WINDOW, "MB/s"],
     [PER_LINE, "MB/s"], [cpuRow("one line per response", "Daemon"), "ms/MB"], [cpuRow("one line per response", "Reader"), "ms/MB"],
-    [DEFAULT_RETENTION, "MB/s"],
+    [DEFAULT_RETENTION, "MB/s"], [TRANSPORT, "MB/s"],
   ];
   const d = await b.startDaemon({ args: ["--output-retention", String(RETAIN_BYTES)] });
   const rows: Row[] = [];
@@ -74,12 +85,20 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const smallWindow = form(PER_MESSAGE);
   const perLine = form(0);
   let defaults: Form | undefined;
+  const transport: TransportRun[] = [];
+  let transportServer: Awaited<ReturnType<typeof startTransportFloor>> | undefined;
   const cells = cellsClient(d);
   const observe = observeClient(d); // the SDK's defaults
   const windowed = observeClient(d, { channelOptions: WINDOW });
   const cell = uniqueName("bench-stream");
   try {
     await cells.allocate({ name: cell });
+    transportServer = await startTransportFloor(d, bytes);
+    // warm-up (not counted): the daemon's and this process's JIT, both readers' connections
+    const warm = `yes ${LINE} | head -c ${Math.min(bytes, 20_000_000)}`;
+    for (const [reader, perMessage] of [[windowed, PER_MESSAGE], [observe, 0]] as const) {
+      await streamOnce(d, cells, reader, cell, warm, Math.min(bytes, 20_000_000), form(perMessage));
+    }
     for (let i = 0; i < runs; i++) {
       const f = await pipeFloor(command);
       if (f.bytes !== bytes) throw new Error(`pipe floor read ${f.bytes} bytes, expected ${bytes}`);
@@ -88,6 +107,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
       await streamOnce(d, cells, windowed, cell, command, bytes, batched);
       await streamOnce(d, cells, observe, cell, command, bytes, smallWindow);
       await streamOnce(d, cells, observe, cell, command, bytes, perLine);
+      transport.push(await transportServer.run());
     }
     // one run against the shared daemon, which has the default retention
     defaults = form(PER_MESSAGE);
@@ -110,6 +130,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
     cells.close();
     observe.close();
     windowed.close();
+    await transportServer?.close();
     await d.stop();
     const dirty = await checkClean(d.cgroupParent);
     if (dirty) rows.push({ scenario: "stream: cleanup after daemon shutdown", unit: "ms", met: false, aim: "nothing left", note: dirty });
@@ -153,6 +174,17 @@ export async function run(b: BenchContext): Promise<Row[]> {
     },
     ...cpuRows("one line per response", perLine, flCpu),
   );
+  if (transport.length > 0) {
+    const ts = summarize(transport.map((x) => x.mbps));
+    rows.push({
+      scenario: TRANSPORT,
+      product: ts,
+      floor: fl,
+      unit: "MB/s",
+      note: `what the transport costs without the product: a grpc-js server process sends ${PER_MESSAGE}-line responses as the daemon encodes them, from memory, to a client in this process with the same 1 MiB window that keeps the bytes (no decoding); server ${summarize(transport.map((x) => x.serverCpu)).p50.toFixed(2)} ms/MB, client ${summarize(transport.map((x) => x.clientCpu)).p50.toFixed(2)} ms/MB; the batched product reached ${(bs.p50 / ts.p50).toFixed(2)}x of it`,
+      extra: { bytes, runs, serverCpu: summarize(transport.map((x) => x.serverCpu)), clientCpu: summarize(transport.map((x) => x.clientCpu)) },
+    });
+  }
   if (defaults) {
     const ds = summarize(defaults.mbps);
     rows.push({
@@ -218,6 +250,117 @@ async function streamOnce(d: TestDaemon, cells: Cells, observe: Observe, cell: s
     await cells.stop(cell, name).catch(() => undefined);
   }
 }
+
+interface TransportRun {
+  mbps: number;
+  serverCpu: number;
+  clientCpu: number;
+}
+
+/** raw bytes in and out: the transport floor's one server-streaming method */
+const RAW_STREAM = {
+  stream: {
+    path: "/bench.Stream/Stream",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+  },
+};
+
+/** One batched response of 100-byte lines, as the daemon encodes it, and the output bytes it carries. */
+function floorResponse(): { msg: Buffer; outputBytes: number } {
+  const lines = Array.from({ length: PER_MESSAGE }, () => ({ line: LINE, timestamp: Date.now(), droppedBefore: 0 }));
+  return { msg: encodeLogResponses("stdout", lines, true)[0]!, outputBytes: PER_MESSAGE * (LINE.length + 1) };
+}
+
+/**
+ * The transport floor: this file run as a child process (`--transport-floor-server SOCKET CA CRT
+ * KEY BYTES`, below) serves responses carrying BYTES of output per call over mTLS on a Unix
+ * socket; a client in this process with the batched reader's window receives them without
+ * decoding. One server for all runs (warm, as the daemon is).
+ */
+async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(): Promise<TransportRun>; close(): Promise<void> }> {
+  const pki: DevPki = d.pki;
+  const dir = mkdtempSync(join(tmpdir(), "aurae-bench-stream-"));
+  const socket = join(dir, "stream.sock");
+  const child = spawn(process.execPath, ["--import", "tsx", import.meta.filename, "--transport-floor-server", socket, pki.caCrt, pki.serverCrt, pki.serverKey, String(bytes)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let client: (Client & { stream(req: Buffer): ClientReadableStream<Buffer> }) | undefined;
+  const close = async () => {
+    client?.close();
+    child.kill("SIGTERM");
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise((res, rej) => {
+      child.stdout!.once("data", res);
+      child.once("exit", (c) => rej(new Error(`transport floor server exited ${c}`)));
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const nova = pki.clients["nova"]!;
+  const Ctor = makeGenericClientConstructor(RAW_STREAM, "Stream");
+  const credentials = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(nova.key), readFileSync(nova.crt));
+  client = new Ctor(`unix://${socket}`, credentials, { ...d.clientOptions, ...WINDOW }) as unknown as typeof client;
+  const { outputBytes } = floorResponse();
+  const run = async (): Promise<TransportRun> => {
+    const server0 = cpuMs(child.pid!);
+    const client0 = process.cpuUsage();
+    let got = 0;
+    let firstAt = 0;
+    await new Promise<void>((res, rej) => {
+      const s = client!.stream(Buffer.alloc(0));
+      s.on("data", () => {
+        if (got === 0) firstAt = nowMs();
+        got += outputBytes;
+      });
+      s.on("end", res);
+      s.on("error", rej);
+    });
+    const endAt = nowMs();
+    const c = process.cpuUsage(client0);
+    const mb = got / 1e6;
+    return { mbps: mb / ((endAt - firstAt) / 1000), serverCpu: (cpuMs(child.pid!) - server0) / mb, clientCpu: (c.user + c.system) / 1000 / mb };
+  };
+  return { run, close };
+}
+
+/** The transport floor's server (a child process of transportFloor). */
+function serveTransportFloor([socket, ca, crt, key, total]: string[]): void {
+  const { msg, outputBytes } = floorResponse();
+  const server = new Server();
+  server.addService(RAW_STREAM, {
+    stream: (call: ServerWritableStream<Buffer, Buffer>) => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < Number(total)) {
+          sent += outputBytes;
+          if (!call.write(msg)) {
+            call.once("drain", pump);
+            return;
+          }
+        }
+        call.end();
+      };
+      pump();
+    },
+  });
+  const creds = ServerCredentials.createSsl(readFileSync(ca!), [{ private_key: readFileSync(key!), cert_chain: readFileSync(crt!) }], true);
+  server.bindAsync(`unix://${socket}`, creds, (e) => {
+    if (e) throw e;
+    process.stdout.write("ready\n");
+  });
+  process.on("SIGTERM", () => server.tryShutdown(() => process.exit(0)));
+}
+
+if (process.argv[2] === "--transport-floor-server") serveTransportFloor(process.argv.slice(3));
 
 export async function pipeFloor(command: string): Promise<{ bytes: number; lines: number; firstAt: number; endAt: number; cpuMs: number }> {
   const cpu0 = process.cpuUsage();
