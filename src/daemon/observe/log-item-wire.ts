@@ -21,46 +21,15 @@
  * external memory, which V8 collects after a budget of it was allocated).
  */
 import type { LineSink, OutputLine } from "../../platform/output/channel-file.js";
+import { returnArena, takeArena } from "./arena-pool.js";
 
 /** a batched response is closed once it holds this many bytes (about 1,200 lines of 100 bytes) */
 export const BATCH_MESSAGE_BYTES = 128 * 1024;
 /** room for responses in an arena (a line longer than what is left moves them to a larger buffer) */
 const OUT_BYTES = BATCH_MESSAGE_BYTES + 16 * 1024;
 
-/**
- * Arenas whose responses were all serialized, ready for reuse, shared by every stream: as many
- * as a fast stream has in flight (grpc-js queues 16 responses before it asks us to wait), about
- * 6.5 MiB at most, dropped after POOL_IDLE_MS without use.
- */
-const POOL_MAX = 32;
-const POOL_IDLE_MS = 5000;
-const pool: Buffer[] = [];
-let poolUsed = false;
-let poolTimer: NodeJS.Timeout | undefined;
 /** per response still to be serialized: its arena and how many of the arena's responses are left */
 const owners = new WeakMap<Buffer, { arena: Buffer; pending: number }>();
-
-function takeArena(size: number): Buffer {
-  poolUsed = true;
-  const a = pool.pop();
-  return a && a.length >= size ? a : Buffer.allocUnsafe(size);
-}
-
-function returnArena(a: Buffer): void {
-  if (pool.length >= POOL_MAX) return;
-  pool.push(a);
-  if (!poolTimer) {
-    poolUsed = false;
-    poolTimer = setInterval(() => {
-      if (!poolUsed) {
-        pool.length = 0;
-        clearInterval(poolTimer);
-        poolTimer = undefined;
-      }
-      poolUsed = false;
-    }, POOL_IDLE_MS).unref();
-  }
-}
 
 /**
  * The `responseSerialize` of the log streams: the responses are already encoded. grpc-js copies
