@@ -1,98 +1,366 @@
+import { ChannelCredentials, makeGenericClientConstructor, Server, ServerCredentials, type Client, type ClientReadableStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
+import type { DevPki } from "../../src/pki/pki.js";
+import { checkClean } from "../lib/leftovers.js";
 import { cpuMs } from "../lib/proc.js";
 import type { Row } from "../lib/report.js";
-import { nowMs, summarize } from "../lib/stats.js";
-import { cellsClient, isSkippable, observeClient, skipRow, statusName, uniqueName } from "../lib/wire.js";
+import { nowMs, summarize, type Summary } from "../lib/stats.js";
+import { cellsClient, isSkippable, observeClient, skipRow, statusName, uniqueName, type Cells, type Observe } from "../lib/wire.js";
+import type { TestDaemon } from "../../test/helpers/daemon.js";
 import type { BenchContext } from "../run.js";
 
-const MAIN = "Output streaming: 100-byte lines to one GetSubProcessStream reader vs a pipe into Node";
-const CPU = "Daemon CPU per MB streamed vs the pipe reader's CPU per MB";
-/** lines per response in the batched form (extension field max_lines_per_message) */
+/** lines per response in the batched form (extension field max_lines_per_message; the daemon's cap) */
 const PER_MESSAGE = 1024;
+/** the stream daemon's `--output-retention`: more than the largest burst, so nothing is freed before it is read */
+const RETAIN_BYTES = 256 * 1024 * 1024;
+/** auraed's default `--output-retention` */
+const DEFAULT_RETAIN_BYTES = 8 * 1024 * 1024;
+/**
+ * The batched reader's HTTP/2 receive window (grpc-js channel option; its default is 64 KiB): the
+ * daemon may send this much before the reader has to grant more. A 1 MiB window was faster (by
+ * about 20% in the median) with less CPU per MB on both sides in most same-run comparisons here;
+ * the default-window row shows the difference in each run.
+ */
+const WINDOW = { "grpc-node.flow_control_window": 1024 * 1024 };
+
+const BATCHED = `Output streaming, batched (${PER_MESSAGE} lines per response): 100-byte lines to one GetSubProcessStream reader vs a pipe into Node`;
+const DEFAULT_WINDOW = "Output streaming, batched, grpc-js's default 64 KiB flow-control window (info)";
+const PER_LINE = "Output streaming, one line per response (Aurae's form) vs the same pipe";
+const DEFAULT_RETENTION = "Output streaming, batched, with the default 8 MiB retention (one run; info)";
+const TRANSPORT = "grpc-js alone: the same batched responses, pre-encoded, not decoded, over the same mTLS socket (info)";
+const cpuRow = (form: string, who: string) => `${who} CPU per MB, ${form} vs the pipe reader's CPU per MB`;
 
 /** 99 characters and a newline: 100-byte lines. */
 const LINE = "x".repeat(99);
 
+interface Form {
+  /** 0 = one line per response */
+  perMessage: number;
+  mbps: number[];
+  daemonCpu: number[];
+  readerCpu: number[];
+  delivered: number;
+  expected: number;
+  dropped: number;
+  lines: number;
+  messages: number;
+}
+
+const form = (perMessage: number): Form => ({ perMessage, mbps: [], daemonCpu: [], readerCpu: [], delivered: 0, expected: 0, dropped: 0, lines: 0, messages: 0 });
+
 /**
- * An executable writes `bytes` of 100-byte lines (`yes | head -c`), read by one
- * GetSubProcessStream reader; floor: the same command spawned from Node with stdout piped into a
- * Node reader counting bytes and lines. Both are timed from the first byte received to the end of
- * the stream (the command first sleeps 100 ms so that the reader is attached before output
- * starts). The daemon's CPU (utime+stime from /proc) is read before Start and after the end.
- * MB = 10^6 bytes.
+ * An executable writes `bytes` of 100-byte lines (`yes | head -c`) into its output file, read by
+ * one GetSubProcessStream reader in this process through the SDK (batched: with a 1 MiB HTTP/2
+ * window; also read with the SDK's defaults, as an info row); floor: the same command spawned
+ * from Node with stdout piped into a Node reader (this process) counting bytes and lines. All
+ * are timed from the first byte received to the end of the stream (the command first sleeps
+ * 100 ms so that the reader is attached before output starts). The writer fills its file at
+ * memory speed, faster than any reader, so the stream daemon runs with `--output-retention`
+ * above the burst (else most of it is freed before it is read: the default-retention row shows
+ * how much). CPU: the daemon's utime+stime from /proc before Start and after the end; the
+ * reader's is this process's (`process.cpuUsage`: grpc-js, TLS, HTTP/2, decoding, counting).
+ * Info row "grpc-js alone": the same batched responses sent by a bare grpc-js server process
+ * from memory and received without decoding, the share of the cost the product cannot remove.
+ * Floor, batched (both windows), per-line and transport runs are interleaved, after an uncounted
+ * warm-up stream in each form. MB = 10^6 bytes.
  */
 export async function run(b: BenchContext): Promise<Row[]> {
-  const d = b.daemon;
   const bytes = b.quick ? 10_000_000 : 200_000_000;
   const runs = b.quick ? 2 : 3;
   const command = `sleep 0.1; yes ${LINE} | head -c ${bytes}`;
+  const allRows = (): Array<[string, Row["unit"]]> => [
+    [BATCHED, "MB/s"], [cpuRow("batched", "Daemon"), "ms/MB"], [cpuRow("batched", "Reader"), "ms/MB"], [DEFAULT_WINDOW, "MB/s"],
+    [PER_LINE, "MB/s"], [cpuRow("one line per response", "Daemon"), "ms/MB"], [cpuRow("one line per response", "Reader"), "ms/MB"],
+    [DEFAULT_RETENTION, "MB/s"], [TRANSPORT, "MB/s"],
+  ];
+  const d = await b.startDaemon({ args: ["--output-retention", String(RETAIN_BYTES)] });
+  const rows: Row[] = [];
+  const floor: number[] = [];
+  const floorCpu: number[] = [];
+  const batched = form(PER_MESSAGE);
+  const smallWindow = form(PER_MESSAGE);
+  const perLine = form(0);
+  let defaults: Form | undefined;
+  const transport: TransportRun[] = [];
+  let transportServer: Awaited<ReturnType<typeof startTransportFloor>> | undefined;
   const cells = cellsClient(d);
-  const observe = observeClient(d);
+  const observe = observeClient(d); // the SDK's defaults
+  const windowed = observeClient(d, { channelOptions: WINDOW });
   const cell = uniqueName("bench-stream");
   try {
     await cells.allocate({ name: cell });
-  } catch (err) {
-    cells.close();
-    observe.close();
-    if (!isSkippable(err)) throw err;
-    return [skipRow(MAIN, "MB/s", statusName(err)), skipRow(CPU, "ms/MB", statusName(err))];
-  }
-  const product: number[] = [];
-  const floor: number[] = [];
-  const productCpu: number[] = [];
-  const floorCpu: number[] = [];
-  const clientCpu: number[] = [];
-  const wallMs: number[] = [];
-  let delivered = 0;
-  let dropped = 0;
-  try {
+    transportServer = await startTransportFloor(d, bytes);
+    // warm-up (not counted): the daemon's and this process's JIT, both readers' connections
+    const warm = `yes ${LINE} | head -c ${Math.min(bytes, 20_000_000)}`;
+    for (const [reader, perMessage] of [[windowed, PER_MESSAGE], [observe, 0]] as const) {
+      await streamOnce(d, cells, reader, cell, warm, Math.min(bytes, 20_000_000), form(perMessage));
+    }
     for (let i = 0; i < runs; i++) {
-      // product
-      const name = uniqueName("stream");
-      const cpu0 = cpuMs(d.process.pid!);
-      const client0 = process.cpuUsage();
-      const started = await cells.start(cell, name, command);
-      const timeoutMs = Math.max(60_000, bytes / 1000); // at least 1 MB/s
-      const r = await withTimeout(observe.drain(started.pid, cell, "stdout", Number(process.env.BENCH_PER_MESSAGE ?? 0)), timeoutMs, `stream of ${bytes} bytes did not end within ${timeoutMs} ms`);
-      const cpu1 = cpuMs(d.process.pid!);
-      const client = process.cpuUsage(client0);
-      clientCpu.push((client.user + client.system) / 1000 / (bytes / 1e6));
-      wallMs.push(r.endAt - r.firstAt);
-      await cells.stop(cell, name).catch(() => undefined);
-      const mb = r.bytes / 1e6;
-      product.push(mb / ((r.endAt - r.firstAt) / 1000));
-      productCpu.push((cpu1 - cpu0) / (bytes / 1e6));
-      delivered += r.bytes;
-      dropped += r.dropped;
-      // floor
       const f = await pipeFloor(command);
-      floor.push(f.bytes / 1e6 / ((f.endAt - f.firstAt) / 1000));
-      floorCpu.push(f.cpuMs / (bytes / 1e6));
       if (f.bytes !== bytes) throw new Error(`pipe floor read ${f.bytes} bytes, expected ${bytes}`);
+      floor.push(f.bytes / 1e6 / ((f.endAt - f.firstAt) / 1000));
+      floorCpu.push(f.cpuMs / (f.bytes / 1e6));
+      await streamOnce(d, cells, windowed, cell, command, bytes, batched);
+      await streamOnce(d, cells, observe, cell, command, bytes, smallWindow);
+      await streamOnce(d, cells, observe, cell, command, bytes, perLine);
+      transport.push(await transportServer.run());
+    }
+    // one run against the shared daemon, which has the default retention
+    defaults = form(PER_MESSAGE);
+    const dc = cellsClient(b.daemon);
+    const dob = observeClient(b.daemon, { channelOptions: WINDOW });
+    const dcell = uniqueName("bench-stream");
+    try {
+      await dc.allocate({ name: dcell });
+      await streamOnce(b.daemon, dc, dob, dcell, command, bytes, defaults);
+    } finally {
+      await dc.free(dcell).catch(() => undefined);
+      dc.close();
+      dob.close();
     }
   } catch (err) {
     if (!isSkippable(err)) throw err;
-    return [skipRow(MAIN, "MB/s", statusName(err)), skipRow(CPU, "ms/MB", statusName(err))];
+    return allRows().map(([s, u]) => skipRow(s, u, statusName(err)));
   } finally {
     await cells.free(cell).catch(() => undefined);
     cells.close();
     observe.close();
+    windowed.close();
+    await transportServer?.close();
+    await d.stop();
+    const dirty = await checkClean(d.cgroupParent);
+    if (dirty) rows.push({ scenario: "stream: cleanup after daemon shutdown", unit: "ms", met: false, aim: "nothing left", note: dirty });
   }
-  const ps = summarize(product);
-  const fs = summarize(floor);
-  const expected = bytes * runs;
-  const note = `${runs} runs of ${bytes / 1e6} MB; delivered ${((100 * delivered) / expected).toFixed(1)}%, dropped ${dropped} lines (reported by the daemon)`;
-  return [
-    { scenario: MAIN, product: ps, floor: fs, unit: "MB/s", aim: ">= 0.5x", met: ps.p50 / fs.p50 >= 0.5 && delivered === expected, note, extra: { bytes, runs, delivered, dropped } },
+  const fl = summarize(floor);
+  const flCpu = summarize(floorCpu);
+  const size = `${runs} runs of ${bytes / 1e6} MB`;
+  const retention = `daemon --output-retention ${RETAIN_BYTES / 2 ** 20} MiB (holds the whole burst)`;
+  const delivery = (x: Form) =>
+    `delivered ${((100 * x.delivered) / x.expected).toFixed(1)}%, dropped ${x.dropped} lines (reported by the daemon), ${(x.lines / Math.max(1, x.messages)).toFixed(1)} lines per response`;
+  const ratioOf = (s: Summary) => s.p50 / fl.p50;
+  const bs = summarize(batched.mbps);
+  const ls = summarize(perLine.mbps);
+  rows.unshift(
     {
-      scenario: CPU,
-      product: summarize(productCpu),
-      floor: summarize(floorCpu),
+      scenario: BATCHED,
+      product: bs,
+      floor: fl,
+      unit: "MB/s",
+      aim: ">= 0.5x",
+      met: ratioOf(bs) >= 0.5 && batched.delivered === batched.expected,
+      note: `${size}; ${retention}; reader: the SDK with a 1 MiB HTTP/2 flow-control window (grpc-node.flow_control_window); ${delivery(batched)}`,
+      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, window: WINDOW, ...counts(batched) },
+    },
+    ...cpuRows("batched", batched, flCpu),
+    {
+      scenario: DEFAULT_WINDOW,
+      product: summarize(smallWindow.mbps),
+      floor: fl,
+      unit: "MB/s",
+      note: `the same batched stream read through the SDK's defaults (what \`aer observe output\` gets today); daemon ${summarize(smallWindow.daemonCpu).p50.toFixed(2)} ms/MB, reader ${summarize(smallWindow.readerCpu).p50.toFixed(2)} ms/MB; ${delivery(smallWindow)}`,
+      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, daemonCpu: summarize(smallWindow.daemonCpu), readerCpu: summarize(smallWindow.readerCpu), ...counts(smallWindow) },
+    },
+    {
+      scenario: PER_LINE,
+      product: ls,
+      floor: fl,
+      unit: "MB/s",
+      note: `${size}; ${retention}; reader: the SDK's defaults; ${delivery(perLine)}; what Aurae's clients get (they never set max_lines_per_message)`,
+      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: 0, ...counts(perLine) },
+    },
+    ...cpuRows("one line per response", perLine, flCpu),
+  );
+  if (transport.length > 0) {
+    const ts = summarize(transport.map((x) => x.mbps));
+    rows.push({
+      scenario: TRANSPORT,
+      product: ts,
+      floor: fl,
+      unit: "MB/s",
+      note: `what the transport costs without the product: a grpc-js server process sends ${PER_MESSAGE}-line responses as the daemon encodes them, from memory, to a client in this process with the same 1 MiB window that keeps the bytes (no decoding); server ${summarize(transport.map((x) => x.serverCpu)).p50.toFixed(2)} ms/MB, client ${summarize(transport.map((x) => x.clientCpu)).p50.toFixed(2)} ms/MB; the batched product reached ${(bs.p50 / ts.p50).toFixed(2)}x of it`,
+      extra: { bytes, runs, serverCpu: summarize(transport.map((x) => x.serverCpu)), clientCpu: summarize(transport.map((x) => x.clientCpu)) },
+    });
+  }
+  if (defaults) {
+    const ds = summarize(defaults.mbps);
+    rows.push({
+      scenario: DEFAULT_RETENTION,
+      product: ds,
+      floor: fl,
+      unit: "MB/s",
+      note: `one run of ${bytes / 1e6} MB on a daemon with the default --output-retention (${DEFAULT_RETAIN_BYTES / 2 ** 20} MiB): the writer outruns the reader and the oldest output is freed before it is read; ${delivery(defaults)}`,
+      extra: { bytes, retainBytes: DEFAULT_RETAIN_BYTES, perMessage: PER_MESSAGE, ...counts(defaults) },
+    });
+  }
+  return rows;
+}
+
+function counts(x: Form): Record<string, number> {
+  return { delivered: x.delivered, expected: x.expected, dropped: x.dropped, lines: x.lines, messages: x.messages };
+}
+
+function cpuRows(name: string, x: Form, flCpu: Summary): Row[] {
+  return [
+    {
+      scenario: cpuRow(name, "Daemon"),
+      product: summarize(x.daemonCpu),
+      floor: flCpu,
       unit: "ms/MB",
-      note: `per MB the executable wrote (the daemon reads all of it); floor: CPU of this Node process reading the pipe; the stream's reader (this process) used ${summarize(clientCpu).p50.toFixed(1)} ms/MB; daemon busy ${((100 * summarize(productCpu).p50 * (bytes / 1e6)) / summarize(wallMs).p50).toFixed(0)}% of the stream's wall time`,
+      note: "per MB delivered; the daemon's whole CPU (utime+stime) from before Start to the end of the stream: noticing the writes, reading the file, encoding, gRPC, TLS",
+    },
+    {
+      scenario: cpuRow(name, "Reader"),
+      product: summarize(x.readerCpu),
+      floor: flCpu,
+      unit: "ms/MB",
+      note: "per MB delivered; this process (the SDK's ObserveServiceClient): TLS, HTTP/2, gRPC framing, decoding into LogItems, counting lines and bytes",
     },
   ];
 }
+
+/** One executable's burst streamed to its end; adds its figures to `x`. */
+async function streamOnce(d: TestDaemon, cells: Cells, observe: Observe, cell: string, command: string, bytes: number, x: Form): Promise<void> {
+  const name = uniqueName("stream");
+  const cpu0 = cpuMs(d.process.pid!);
+  const reader0 = process.cpuUsage();
+  const started = await cells.start(cell, name, command);
+  const timeoutMs = Math.max(60_000, bytes / 1000); // at least 1 MB/s
+  try {
+    const r = await withTimeout(
+      observe.drain(started.pid, cell, "stdout", x.perMessage),
+      timeoutMs,
+      `stream of ${bytes} bytes did not end within ${timeoutMs} ms`,
+    );
+    const cpu1 = cpuMs(d.process.pid!);
+    const reader = process.cpuUsage(reader0);
+    const mb = r.bytes / 1e6;
+    x.mbps.push(mb / ((r.endAt - r.firstAt) / 1000));
+    x.daemonCpu.push((cpu1 - cpu0) / mb);
+    x.readerCpu.push((reader.user + reader.system) / 1000 / mb);
+    x.delivered += r.bytes;
+    x.expected += bytes;
+    x.dropped += r.dropped;
+    x.lines += r.lines;
+    x.messages += r.messages;
+  } finally {
+    await cells.stop(cell, name).catch(() => undefined);
+  }
+}
+
+interface TransportRun {
+  mbps: number;
+  serverCpu: number;
+  clientCpu: number;
+}
+
+/** raw bytes in and out: the transport floor's one server-streaming method */
+const RAW_STREAM = {
+  stream: {
+    path: "/bench.Stream/Stream",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+  },
+};
+
+/** One batched response of 100-byte lines, as the daemon encodes it, and the output bytes it carries. */
+function floorResponse(): { msg: Buffer; outputBytes: number } {
+  const lines = Array.from({ length: PER_MESSAGE }, () => ({ line: LINE, timestamp: Date.now(), droppedBefore: 0 }));
+  return { msg: encodeLogResponses("stdout", lines, true)[0]!, outputBytes: PER_MESSAGE * (LINE.length + 1) };
+}
+
+/**
+ * The transport floor: this file run as a child process (`--transport-floor-server SOCKET CA CRT
+ * KEY BYTES`, below) serves responses carrying BYTES of output per call over mTLS on a Unix
+ * socket; a client in this process with the batched reader's window receives them without
+ * decoding. One server for all runs (warm, as the daemon is).
+ */
+async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(): Promise<TransportRun>; close(): Promise<void> }> {
+  const pki: DevPki = d.pki;
+  const dir = mkdtempSync(join(tmpdir(), "aurae-bench-stream-"));
+  const socket = join(dir, "stream.sock");
+  const child = spawn(process.execPath, ["--import", "tsx", import.meta.filename, "--transport-floor-server", socket, pki.caCrt, pki.serverCrt, pki.serverKey, String(bytes)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let client: (Client & { stream(req: Buffer): ClientReadableStream<Buffer> }) | undefined;
+  const close = async () => {
+    client?.close();
+    child.kill("SIGTERM");
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise((res, rej) => {
+      child.stdout!.once("data", res);
+      child.once("exit", (c) => rej(new Error(`transport floor server exited ${c}`)));
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const nova = pki.clients["nova"]!;
+  const Ctor = makeGenericClientConstructor(RAW_STREAM, "Stream");
+  const credentials = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(nova.key), readFileSync(nova.crt));
+  client = new Ctor(`unix://${socket}`, credentials, { ...d.clientOptions, ...WINDOW }) as unknown as typeof client;
+  const { outputBytes } = floorResponse();
+  const run = async (): Promise<TransportRun> => {
+    const server0 = cpuMs(child.pid!);
+    const client0 = process.cpuUsage();
+    let got = 0;
+    let firstAt = 0;
+    await new Promise<void>((res, rej) => {
+      const s = client!.stream(Buffer.alloc(0));
+      s.on("data", () => {
+        if (got === 0) firstAt = nowMs();
+        got += outputBytes;
+      });
+      s.on("end", res);
+      s.on("error", rej);
+    });
+    const endAt = nowMs();
+    const c = process.cpuUsage(client0);
+    const mb = got / 1e6;
+    return { mbps: mb / ((endAt - firstAt) / 1000), serverCpu: (cpuMs(child.pid!) - server0) / mb, clientCpu: (c.user + c.system) / 1000 / mb };
+  };
+  return { run, close };
+}
+
+/** The transport floor's server (a child process of transportFloor). */
+function serveTransportFloor([socket, ca, crt, key, total]: string[]): void {
+  const { msg, outputBytes } = floorResponse();
+  const server = new Server();
+  server.addService(RAW_STREAM, {
+    stream: (call: ServerWritableStream<Buffer, Buffer>) => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < Number(total)) {
+          sent += outputBytes;
+          if (!call.write(msg)) {
+            call.once("drain", pump);
+            return;
+          }
+        }
+        call.end();
+      };
+      pump();
+    },
+  });
+  const creds = ServerCredentials.createSsl(readFileSync(ca!), [{ private_key: readFileSync(key!), cert_chain: readFileSync(crt!) }], true);
+  server.bindAsync(`unix://${socket}`, creds, (e) => {
+    if (e) throw e;
+    process.stdout.write("ready\n");
+  });
+  process.on("SIGTERM", () => server.tryShutdown(() => process.exit(0)));
+}
+
+if (process.argv[2] === "--transport-floor-server") serveTransportFloor(process.argv.slice(3));
 
 export async function pipeFloor(command: string): Promise<{ bytes: number; lines: number; firstAt: number; endAt: number; cpuMs: number }> {
   const cpu0 = process.cpuUsage();

@@ -55,6 +55,10 @@ export function connectionFor(config: AuraeConfig, opts: { serverName?: string; 
     channelOptions: {
       "grpc.ssl_target_name_override": serverName,
       "grpc.default_authority": serverName,
+      // A 1 MiB HTTP/2 flow-control window (grpc-js: 64 KiB) lets a fast output stream run
+      // without waiting for window updates: measured ~20% more MB/s and less CPU per MB on both
+      // sides (docs/observe.md). Callers may override it.
+      "grpc-node.flow_control_window": 1024 * 1024,
       ...opts.channelOptions,
     },
   };

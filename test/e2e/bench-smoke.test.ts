@@ -5,8 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { REPO } from "../helpers/daemon.js";
 
 /**
- * A quick smoke run of `npm run bench -- --quick discover start allocate`: it must finish within
- * 60 s, print a markdown table with one row per scenario and write the JSON results. Scenarios
+ * A quick smoke run of `npm run bench -- --quick discover start allocate stream`: it must finish
+ * within 60 s, print a markdown table with one row per scenario and write the JSON results. Scenarios
  * whose service is not built into the daemon yet show up as skipped rows with the reason; their
  * checks here are skipped (with that reason) rather than failed.
  */
@@ -50,7 +50,7 @@ test("a quick bench run prints a ratio table and writes its JSON results", { tim
   if (process.getuid?.() !== 0) return t.skip("the bench needs root (cgroups, namespaces)");
   if (!existsSync(`${REPO}/dist/daemon/main.js`)) return t.skip("dist/ is not built: run `npm run build`");
   const started = Date.now();
-  const r = await runBench(["--quick", "discover", "start", "allocate"], 60_000);
+  const r = await runBench(["--quick", "discover", "start", "allocate", "stream"], 60_000);
   assert.equal(r.code, 0, `bench exited ${r.code}; stderr:\n${r.stderr}`);
   assert.ok(Date.now() - started < 60_000, "a quick run takes under 60 s");
   assert.match(r.stdout, /^\| scenario \| product p50 \(p90\) \| floor p50 \(p90\) \| ratio \| aim \| met \| note \|$/m);
@@ -68,13 +68,14 @@ test("a quick bench run prints a ratio table and writes its JSON results", { tim
   for (const k of ["node", "kernel", "runc", "crun"]) assert.ok(data.machine.versions[k], `JSON names the ${k} version`);
   assert.equal(data.rows.length, rows.size, "the JSON has every row of the table");
 
-  for (const prefix of ["Start `true` in a cell vs echo", "Allocate+Free"]) {
+  for (const prefix of ["Start `true` in a cell vs echo", "Allocate+Free", "Output streaming, batched (", "Output streaming, one line per response"]) {
     await t.test(`the '${prefix}' row has a ratio, or says why it was skipped`, (tt) => {
       const row = [...rows.entries()].find(([k]) => k.startsWith(prefix));
       assert.ok(row, `a '${prefix}' row in:\n${r.stdout}`);
       const note = row[1][6] ?? "";
       if (note.startsWith("skipped:")) return tt.skip(note);
       assert.match(row[1][3]!, /^\d+\.\d\dx$/, `'${prefix}' has a ratio`);
+      if (prefix.startsWith("Output streaming")) assert.match(note, /delivered 100\.0%, dropped 0 lines/, "the stream delivered everything");
     });
   }
 });

@@ -19,6 +19,7 @@ import type { Executable } from "../../src/daemon/cells/executable.js";
 import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
 import { detectCgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
+import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
 
 /**
  * The observe service over a real gRPC server, streaming executables the real cells domain
@@ -184,6 +185,55 @@ test("100,000 lines arrive complete and in order", async () => {
       assert.fail(`item ${i}: ${JSON.stringify(items[i])}`);
     }
   }
+});
+
+interface Batched {
+  items: LogItem[];
+  responses: Array<{ item?: LogItem; items: LogItem[] }>;
+  error?: grpc.ServiceError;
+}
+
+/** A stream asking for up to `perMessage` lines per response (extension max_lines_per_message). */
+function collectBatched(pid: number, perMessage: number): Promise<Batched> {
+  return new Promise((resolve) => {
+    const s = client.getSubProcessStream({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, maxLinesPerMessage: perMessage });
+    const r: Batched = { items: [], responses: [] };
+    s.on("data", (m: { item?: LogItem; items: LogItem[] }) => {
+      r.responses.push(m);
+      if (m.item) r.items.push(m.item);
+      r.items.push(...m.items);
+    });
+    s.on("error", (error: grpc.ServiceError) => resolve({ ...r, error }));
+    s.on("end", () => resolve(r));
+  });
+}
+
+test("with max_lines_per_message, responses carry up to that many lines in items, complete and in order", async () => {
+  const exe = await directory.start("test", "seq-batched", "seq 1 100000");
+  for (const [perMessage, cap] of [[1000, 1000], [5000, 1024]] as const) {
+    const r = await collectBatched(exe.pid, perMessage);
+    assert.equal(r.error, undefined);
+    assert.equal(r.items.length, 100_000);
+    r.items.forEach((it, i) => {
+      if (it.line !== String(i + 1) || it.channel !== "stdout" || it.droppedBefore !== 0 || !(it.timestamp > 0)) assert.fail(`line ${i}: ${JSON.stringify(it)}`);
+    });
+    assert.ok(r.responses.every((m) => m.item === undefined && m.items.length >= 1 && m.items.length <= cap), `at most ${cap} lines per response`);
+    assert.ok(r.responses.length < 100_000 / 100, `lines were batched (${r.responses.length} responses)`);
+  }
+});
+
+test("multi-byte characters, bad bytes and long lines arrive as documented, one line per response and batched", async () => {
+  const bytes = mixedOutput();
+  const file = path.join(dir, "mixed.out");
+  fs.writeFileSync(file, bytes);
+  const exe = await directory.start("test", "mixed", `cat ${file}`);
+  const expected = documentedLines(bytes);
+  const one = await collect(subProcess(exe.pid, LogChannelType.LOG_CHANNEL_TYPE_STDOUT));
+  assert.equal(one.error, undefined);
+  assert.deepEqual(one.items.map((i) => i.line), expected);
+  const batched = await collectBatched(exe.pid, 1024);
+  assert.equal(batched.error, undefined);
+  assert.deepEqual(batched.items.map((i) => i.line), expected);
 });
 
 /** Checks that every received line follows the previous one, apart from lines reported dropped. */

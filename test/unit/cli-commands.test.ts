@@ -205,12 +205,12 @@ describe("aer observe", () => {
     const r = await aer(["observe", "output", "4242"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "first\n[5 line(s) dropped]\nsecond\n");
-    assert.deepEqual(JSON.parse(JSON.stringify(lastRequest("GetSubProcessStream"))), { channelType: 1, processId: 4242, maxLinesPerMessage: 256 });
+    assert.deepEqual(JSON.parse(JSON.stringify(lastRequest("GetSubProcessStream"))), { channelType: 1, processId: 4242, maxLinesPerMessage: 1024 });
   });
 
   test("output --stderr --cell asks for stderr of a pid in that cell", async () => {
     await aer(["observe", "output", "7", "--stderr", "--cell", "web"]);
-    assert.deepEqual(lastRequest("GetSubProcessStream"), { channelType: 2, processId: 7, cellName: "web", maxLinesPerMessage: 256 });
+    assert.deepEqual(lastRequest("GetSubProcessStream"), { channelType: 2, processId: 7, cellName: "web", maxLinesPerMessage: 1024 });
   });
 
   test("output --json prints one compact document per line", async () => {

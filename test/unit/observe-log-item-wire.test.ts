@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GetAuraeDaemonLogStreamResponse, GetSubProcessStreamResponse } from "../../src/api/aurae/observe/v0/observe.js";
-import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
+import { BATCH_MESSAGE_BYTES, LogResponseEncoder, encodeLogResponses, serializeEncoded } from "../../src/daemon/observe/log-item-wire.js";
 import type { OutputLine } from "../../src/platform/output/channel-file.js";
 
 const lines: OutputLine[] = [
@@ -29,4 +29,72 @@ test("a batch is one response whose items decode to the lines in order", () => {
   const decoded = GetSubProcessStreamResponse.decode(buf!);
   assert.equal(decoded.item, undefined);
   assert.deepEqual(decoded.items, items);
+});
+
+/** Feeds lines the way a reader does: read into the encoder's buffer, lines passed as ranges of it. */
+function encodeThroughReadBuffer(enc: LogResponseEncoder, text: string[], ts: number): number {
+  const bytes = Buffer.from(text.map((l) => l + "\n").join(""));
+  let given = 0;
+  let off = 0;
+  while (off < bytes.length) {
+    const rb = enc.readBuffer(64 * 1024);
+    const n = bytes.copy(rb, 0, off, off + rb.length);
+    let start = 0;
+    let more = true;
+    for (let nl = rb.indexOf(10, start); more && nl >= 0 && nl < n; nl = rb.indexOf(10, start)) {
+      more = enc.line(rb, start, nl, ts, 0);
+      given++;
+      start = nl + 1;
+    }
+    off += start;
+    if (!more) break;
+  }
+  return given;
+}
+
+test("lines read into the encoder's own buffer encode like the generated encoder; a batch closes near 128 KiB", () => {
+  const text = Array.from({ length: 3000 }, (_, i) => `${i} ${"é".repeat(i % 50)} ${"x".repeat(60)}`);
+  const enc = new LogResponseEncoder("stdout", true);
+  const ts = 1733082000123;
+  let done = 0;
+  while (done < text.length) {
+    const n = encodeThroughReadBuffer(enc, text.slice(done), ts);
+    const [msg, ...none] = enc.finish();
+    assert.equal(none.length, 0);
+    assert.ok(msg!.length <= BATCH_MESSAGE_BYTES + 200, `one response stays near the batch size (${msg!.length})`);
+    const items = text.slice(done, done + n).map((line) => ({ channel: "stdout", line, timestamp: ts, droppedBefore: 0 }));
+    assert.deepEqual(msg, Buffer.from(GetSubProcessStreamResponse.encode({ item: undefined, items }).finish()));
+    done += n;
+  }
+  assert.ok(done === text.length);
+});
+
+test("one response per line from the encoder's buffer, and lines that outgrow it", () => {
+  const enc = new LogResponseEncoder("stderr", false);
+  const text = ["a", "", "ü".repeat(100), "b"];
+  encodeThroughReadBuffer(enc, text, 7);
+  const big = Buffer.from("y".repeat(300_000));
+  enc.line(big, 0, big.length, 8, 3); // does not fit the arena: the responses move to a larger buffer
+  const msgs = enc.finish();
+  const items = [...text.map((line) => ({ line, timestamp: 7, droppedBefore: 0 })), { line: big.toString(), timestamp: 8, droppedBefore: 3 }];
+  assert.equal(msgs.length, items.length);
+  items.forEach((it, i) => assert.deepEqual(msgs[i], Buffer.from(GetSubProcessStreamResponse.encode({ item: { channel: "stderr", ...it }, items: [] }).finish())));
+  assert.deepEqual(enc.finish(), [], "nothing more");
+});
+
+test("a response's bytes stay as they are until grpc-js serialized it; then its memory is reused", () => {
+  const enc = new LogResponseEncoder("stdout", true);
+  encodeThroughReadBuffer(enc, ["first"], 1);
+  const [a] = enc.finish();
+  const copyOfA = Buffer.from(a!);
+  for (let i = 0; i < 50; i++) {
+    encodeThroughReadBuffer(enc, [`other ${i}`], 2);
+    enc.finish(); // never serialized: kept, not reused
+  }
+  assert.deepEqual(a, copyOfA, "a response not serialized yet is never overwritten");
+  assert.equal(serializeEncoded(a!), a, "serializing passes the bytes through");
+  encodeThroughReadBuffer(enc, ["second"], 3);
+  const [b] = enc.finish();
+  assert.equal(b!.buffer, a!.buffer, "the serialized response's memory was reused");
+  assert.deepEqual(GetSubProcessStreamResponse.decode(b!).items.map((i) => i.line), ["second"]);
 });

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ChannelFile, type OutputLine, type OutputReader } from "../../src/platform/output/channel-file.js";
+import { isUtf8 } from "node:buffer";
+import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
+import { ChannelFile, type LineSink, type OutputLine, type OutputReader } from "../../src/platform/output/channel-file.js";
 
 function tempFile(t: { after(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-chan-"));
@@ -267,4 +269,70 @@ test("a writer that outruns counting cannot fill the disk: beyond the hard backl
   const total = (10 * chunk.length) / 2;
   assert.ok(Math.abs(dropped + got.length - total) / total < 0.01, `estimated ${dropped + got.length} of ${total} lines`);
   c.release();
+});
+
+/** A sink like the observe service's: reads into its own buffer, collects the lines' bytes. */
+class BytesSink implements LineSink {
+  readonly lines: Buffer[] = [];
+  readonly meta: Array<[number, number]> = [];
+  private readonly own = Buffer.alloc(64 * 1024 + 7);
+  constructor(private readonly stopEvery = 0) {}
+  readBuffer(min: number): Buffer {
+    return min <= this.own.length ? this.own : Buffer.alloc(min);
+  }
+  line(buf: Buffer, from: number, to: number, timestamp: number, droppedBefore: number): boolean {
+    this.lines.push(Buffer.from(buf.subarray(from, to)));
+    this.meta.push([timestamp, droppedBefore]);
+    return this.stopEvery === 0 || this.lines.length % this.stopEvery !== 0;
+  }
+}
+
+for (const maxLineBytes of [65536, 50]) test(`takeBytes hands over the same lines as take, as valid UTF-8 bytes, across read boundaries (lines of at most ${maxLineBytes} bytes)`, (t) => {
+  const bytes = mixedOutput(30_000);
+  const expected = documentedLines(bytes, maxLineBytes);
+  const f = tempFile(t);
+  fs.writeFileSync(f, bytes);
+  const c = new ChannelFile(f, { maxLineBytes });
+  const asText = c.openReader();
+  const asBytes = c.openReader();
+  const stopping = c.openReader();
+  c.end();
+  assert.deepEqual(texts(drain(asText).lines), expected);
+  const sink = new BytesSink();
+  for (let n = asBytes.takeBytes(sink, 1000); n !== null; n = asBytes.takeBytes(sink, 1000)) assert.ok(n <= 1000 + 3000);
+  for (const b of sink.lines) assert.ok(isUtf8(b), `valid UTF-8: ${b.toString("hex").slice(0, 40)}`);
+  assert.deepEqual(sink.lines.map((b) => b.toString("utf8")), expected);
+  // a sink that asks to stop after every 7th line: nothing lost, nothing repeated
+  const partial = new BytesSink(7);
+  let takes = 0;
+  for (let n = stopping.takeBytes(partial, 1000); n !== null; n = stopping.takeBytes(partial, 1000)) {
+    takes++;
+    // (the pieces a long line is cut into in one read go out together: with 50-byte pieces, many)
+    if (maxLineBytes === 65536) assert.ok(n <= 7 + 2, `a take stops at the sink's request (${n})`);
+  }
+  if (maxLineBytes === 65536) assert.ok(takes >= expected.length / 9);
+  assert.deepEqual(partial.lines.map((b) => b.toString("utf8")), expected);
+});
+
+test("takeBytes reports timestamps and dropped lines like take", (t) => {
+  const f = tempFile(t);
+  let now = 1000;
+  const c = new ChannelFile(f, { retainBytes: 64 * 1024, now: () => now });
+  const r = c.openReader();
+  const line = "z".repeat(99) + "\n";
+  for (let i = 0; i < 30; i++) {
+    now += 10;
+    fs.appendFileSync(f, line.repeat(1000)); // 3 MB in all, far beyond retain + slack
+    c.refresh();
+  }
+  c.end();
+  const sink = new BytesSink();
+  while (r.takeBytes(sink, 512) !== null);
+  const dropped = sink.meta.reduce((a, [, d]) => a + d, 0);
+  assert.ok(dropped > 0);
+  assert.equal(dropped + sink.lines.length, 30_000, "every line delivered or counted");
+  assert.equal(r.dropped, dropped);
+  const times = sink.meta.map(([ts]) => ts);
+  assert.deepEqual([...times].sort((a, b) => a - b), times, "timestamps in order");
+  assert.equal(times.at(-1), 1300, "the last lines carry the time the daemon saw them");
 });

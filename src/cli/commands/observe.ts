@@ -31,7 +31,7 @@ export function outputRequest(pid: number, o: { stderr?: boolean; cell?: string 
 }
 
 /** Lines per response `aer observe output` asks for. */
-export const OUTPUT_LINES_PER_MESSAGE = 256;
+export const OUTPUT_LINES_PER_MESSAGE = 1024;
 
 /** The request for `aer observe signals [--cell NAME]`. */
 export function signalsRequest(o: { cell?: string }): Partial<GetPosixSignalsStreamRequest> {

@@ -1,8 +1,9 @@
+import { makeGenericClientConstructor } from "@grpc/grpc-js";
 import {
   GetAuraeDaemonLogStreamRequest,
   GetPosixSignalsStreamRequest,
   GetSubProcessStreamRequest,
-  ObserveServiceClient as GeneratedObserveServiceClient,
+  ObserveServiceService,
   type DeepPartial,
   type GetAuraeDaemonLogStreamResponse,
   type GetPosixSignalsStreamResponse,
@@ -10,6 +11,7 @@ import {
 } from "../../api/aurae/observe/v0/observe.js";
 import type { AuraeStream, CallOptions } from "../call.js";
 import type { AuraeClient } from "../client.js";
+import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
 import { ServiceClientBase, type GeneratedClientCtor } from "./base.js";
 
 // Every message, enum and helper of the service, for `observe.Cell.fromPartial(...)`-style use;
@@ -17,6 +19,19 @@ import { ServiceClientBase, type GeneratedClientCtor } from "./base.js";
 export * from "../../api/aurae/observe/v0/observe.js";
 
 const SERVICE = "aurae.observe.v0.ObserveService";
+
+/**
+ * The generated grpc-js client of the service, with the log streams' responses decoded by
+ * log-stream-decoder.ts (the same objects as the generated decoder, several times faster per line).
+ */
+const RawObserveServiceClient = makeGenericClientConstructor(
+  {
+    ...ObserveServiceService,
+    getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseDeserialize: decodeDaemonLogStreamResponse },
+    getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeSubProcessStreamResponse },
+  },
+  SERVICE,
+);
 
 /**
  * `aurae.observe.v0.ObserveService`: the daemon's log, executables' output, signals. Every
@@ -30,13 +45,18 @@ const SERVICE = "aurae.observe.v0.ObserveService";
  */
 export class ObserveServiceClient extends ServiceClientBase {
   constructor(client?: AuraeClient) {
-    super(GeneratedObserveServiceClient as unknown as GeneratedClientCtor, SERVICE, client);
+    super(RawObserveServiceClient as unknown as GeneratedClientCtor, SERVICE, client);
   }
   /** Every daemon log record (a recent backlog first), until cancelled. */
   getAuraeDaemonLogStream(req: DeepPartial<GetAuraeDaemonLogStreamRequest> = {}, opts?: CallOptions): AuraeStream<GetAuraeDaemonLogStreamResponse> {
     return this.stream("getAuraeDaemonLogStream", "GetAuraeDaemonLogStream", GetAuraeDaemonLogStreamRequest.fromPartial(req ?? {}), opts);
   }
-  /** An executable's stdout or stderr, history first; ends when the process has exited and its output is drained. */
+  /**
+   * An executable's stdout or stderr, history first; ends when the process has exited and its
+   * output is drained. One line per response in `item` (Aurae's form), or with
+   * `maxLinesPerMessage` (our extension, up to 1024) several per response in `items`: far
+   * cheaper per line for both sides.
+   */
   getSubProcessStream(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<GetSubProcessStreamResponse> {
     return this.stream("getSubProcessStream", "GetSubProcessStream", GetSubProcessStreamRequest.fromPartial(req ?? {}), opts);
   }

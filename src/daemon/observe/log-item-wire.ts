@@ -1,6 +1,6 @@
 /**
  * Protobuf encoding of the two log stream responses on the hot path, written straight into
- * one Buffer (the generated encoder costs several times more per line):
+ * Buffers (the generated encoder costs several times more per line):
  *
  *   GetSubProcessStreamResponse / GetAuraeDaemonLogStreamResponse { LogItem item = 1; }
  *   GetSubProcessStreamResponse { repeated LogItem items = 100; }   (our batch extension)
@@ -8,13 +8,52 @@
  *
  * The bytes are what the generated code produces for the same message (checked by
  * test/unit/observe-log-item-wire.test.ts), so any client decodes them.
+ *
+ * LogResponseEncoder is a LineSink: a reader reads the output file into the encoder's own
+ * memory (`readBuffer`), right behind the responses being written, and each line's bytes are
+ * moved into place with `copyWithin` (a memmove inside one ArrayBuffer; `Buffer.copy` between two
+ * buffers costs several times more per 100-byte line). Lines are never turned into strings.
+ *
+ * Memory is reused: grpc-js copies each response into a frame of its own when it calls the
+ * service's `responseSerialize` (serializeEncoded below), synchronously; from then on nothing
+ * refers to the encoder's memory, which goes back to a small shared pool. Fresh memory for
+ * every response cost page faults and, above all, garbage collections (large Buffers count as
+ * external memory, which V8 collects after a budget of it was allocated).
  */
-import type { OutputLine } from "../../platform/output/channel-file.js";
+import type { LineSink, OutputLine } from "../../platform/output/channel-file.js";
+import { returnArena, takeArena } from "./arena-pool.js";
+
+/** a batched response is closed once it holds this many bytes (about 1,200 lines of 100 bytes) */
+export const BATCH_MESSAGE_BYTES = 128 * 1024;
+/** room for responses in an arena (a line longer than what is left moves them to a larger buffer) */
+const OUT_BYTES = BATCH_MESSAGE_BYTES + 16 * 1024;
+
+/** per response still to be serialized: its arena and how many of the arena's responses are left */
+const owners = new WeakMap<Buffer, { arena: Buffer; pending: number }>();
+
+/**
+ * The `responseSerialize` of the log streams: the responses are already encoded. grpc-js copies
+ * the bytes right after this returns (synchronously, in the same call), so their arena can be
+ * reused from now on.
+ */
+export function serializeEncoded(msg: Buffer): Buffer {
+  const use = owners.get(msg);
+  if (use) {
+    owners.delete(msg);
+    if (--use.pending === 0) returnArena(use.arena);
+  }
+  return msg;
+}
 
 /** Bytes of the unsigned varint encoding of a non-negative safe integer. */
 function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 128) {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  let size = 5;
+  n = Math.floor(n / 0x800000000);
+  while (n > 0) {
     n = Math.floor(n / 128);
     size++;
   }
@@ -22,74 +61,179 @@ function varintSize(n: number): number {
 }
 
 function writeVarint(buf: Buffer, at: number, n: number): number {
+  // 32-bit steps while they are exact; no `%` on doubles (a slow fmod call each)
+  while (n >= 0x80000000) {
+    const q = Math.floor(n / 128);
+    buf[at++] = (n - q * 128) | 0x80;
+    n = q;
+  }
   while (n >= 128) {
-    buf[at++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
+    buf[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
   }
   buf[at++] = n;
   return at;
 }
 
-/** Size of one encoded LogItem body (without its own tag and length). */
-function itemSize(channelBytes: number, lineBytes: number, timestamp: number, dropped: number): number {
-  let size = 0;
-  if (channelBytes > 0) size += 1 + varintSize(channelBytes) + channelBytes;
-  if (lineBytes > 0) size += 1 + varintSize(lineBytes) + lineBytes;
-  if (timestamp > 0) size += 1 + varintSize(timestamp);
-  if (dropped > 0) size += 2 + varintSize(dropped);
-  return size;
-}
+/**
+ * Encodes lines into responses: one response `{ item }` per line (`batch` false, Aurae's form),
+ * or `{ items: [...] }` holding every line given until `finish()` (our extension). `channel`
+ * must be ASCII ("stdout", "auraed"...).
+ */
+export class LogResponseEncoder implements LineSink {
+  /** field 1 (channel) of every item: tag, length, text */
+  private readonly channelField: Buffer;
+  private arena: Buffer | undefined;
+  /** where the read area starts in the arena (responses stay below it) */
+  private readFrom = 0;
+  private readBytes = 0;
+  /** the view of the read area handed out (lines in it are moved with copyWithin) */
+  private readArea: Buffer | undefined;
+  /** where the responses go: the arena, or a larger buffer once they outgrew it */
+  private out: Buffer | undefined;
+  private at = 0;
+  /** start of each response in `out` (one per line without batching) */
+  private starts: number[] = [];
+  private lastTs = -1;
+  private lastTsSize = 0;
 
-function writeItem(buf: Buffer, at: number, channel: string, channelBytes: number, l: OutputLine, lineBytes: number): number {
-  if (channelBytes > 0) {
-    buf[at++] = 0x0a; // field 1, length-delimited
-    at = writeVarint(buf, at, channelBytes);
-    at += buf.write(channel, at, "latin1");
+  constructor(channel: string, private readonly batch: boolean) {
+    const ch = Buffer.from(channel, "latin1");
+    if (ch.length >= 128) throw new RangeError("channel name too long");
+    this.channelField = ch.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ch.length]), ch]);
   }
-  if (lineBytes > 0) {
-    buf[at++] = 0x12; // field 2, length-delimited
-    at = writeVarint(buf, at, lineBytes);
-    at += buf.write(l.line, at, lineBytes, "utf8");
+
+  /** true when nothing was encoded since the last finish() */
+  get empty(): boolean {
+    return this.at === 0;
   }
-  if (l.timestamp > 0) {
-    buf[at++] = 0x18; // field 3, varint
-    at = writeVarint(buf, at, Math.floor(l.timestamp));
+
+  readBuffer(minBytes: number): Buffer {
+    if (!this.arena || this.readBytes < minBytes) {
+      this.readBytes = Math.max(minBytes, this.readBytes);
+      this.newArena();
+    }
+    return (this.readArea ??= this.arena!.subarray(this.readFrom, this.readFrom + this.readBytes));
   }
-  if (l.droppedBefore > 0) {
-    buf[at++] = 0xa0; // field 100, varint: (100 << 3) as a two-byte varint
-    buf[at++] = 0x06;
-    at = writeVarint(buf, at, l.droppedBefore);
+
+  line(buf: Buffer, from: number, to: number, timestamp: number, droppedBefore: number): boolean {
+    const len = to - from;
+    const ts = Math.floor(timestamp);
+    let body = this.channelField.length;
+    if (len > 0) body += 1 + varintSize(len) + len;
+    if (ts > 0) {
+      if (ts !== this.lastTs) {
+        this.lastTs = ts;
+        this.lastTsSize = varintSize(ts);
+      }
+      body += 1 + this.lastTsSize;
+    }
+    if (droppedBefore > 0) body += 2 + varintSize(droppedBefore);
+    const total = (this.batch ? 2 : 1) + varintSize(body) + body;
+    if (!this.out) this.newArena();
+    if (this.at + total > (this.out === this.arena ? this.readFrom : this.out!.length)) this.grow(total);
+    const out = this.out!;
+    let at = this.at;
+    if (this.batch) {
+      out[at++] = 0xa2; // field 100 (items), length-delimited: (100 << 3 | 2) as a two-byte varint
+      out[at++] = 0x06;
+    } else {
+      this.starts.push(at);
+      out[at++] = 0x0a; // field 1 (item), length-delimited
+    }
+    at = writeVarint(out, at, body);
+    const ch = this.channelField;
+    for (let i = 0; i < ch.length; i++) out[at++] = ch[i]!;
+    if (len > 0) {
+      out[at++] = 0x12; // field 2 (line), length-delimited
+      at = writeVarint(out, at, len);
+      // (identity, not .buffer/.byteOffset: those getters cost more than the copy)
+      if (buf === this.readArea && out === this.arena) {
+        out.copyWithin(at, this.readFrom + from, this.readFrom + to); // a line read into our read area
+      } else {
+        buf.copy(out, at, from, to);
+      }
+      at += len;
+    }
+    if (ts > 0) {
+      out[at++] = 0x18; // field 3 (timestamp), varint
+      at = writeVarint(out, at, ts);
+    }
+    if (droppedBefore > 0) {
+      out[at++] = 0xa0; // field 100 (dropped_before), varint: (100 << 3) as a two-byte varint
+      out[at++] = 0x06;
+      at = writeVarint(out, at, droppedBefore);
+    }
+    this.at = at;
+    return !this.batch || at < BATCH_MESSAGE_BYTES;
   }
-  return at;
+
+  /**
+   * The responses encoded since the last call (none when no line came); starts afresh. Their
+   * memory is reused once grpc-js serialized them (serializeEncoded): write them to a call whose
+   * service uses serializeEncoded, or not at all.
+   */
+  finish(): Buffer[] {
+    const out = this.out;
+    if (!out || this.at === 0) return [];
+    let msgs: Buffer[];
+    if (this.batch) {
+      msgs = [out.subarray(0, this.at)];
+    } else {
+      msgs = this.starts.map((s, i) => out.subarray(s, i + 1 < this.starts.length ? this.starts[i + 1] : this.at));
+      this.starts = [];
+    }
+    if (out === this.arena) {
+      const use = { arena: out, pending: msgs.length };
+      for (const m of msgs) owners.set(m, use);
+    } else if (this.arena) {
+      returnArena(this.arena); // the responses outgrew it: only the read area was used
+    }
+    this.arena = undefined;
+    this.readArea = undefined;
+    this.out = undefined;
+    this.at = 0;
+    return msgs;
+  }
+
+  /** Lets go of memory while there is nothing to encode (a stream waiting for output holds none). */
+  release(): void {
+    if (this.at > 0) return;
+    if (this.arena) returnArena(this.arena);
+    this.arena = undefined;
+    this.readArea = undefined;
+    this.out = undefined;
+  }
+
+  private newArena(): void {
+    const keep = this.out && this.out !== this.arena ? this.out : undefined;
+    this.arena = takeArena(OUT_BYTES + this.readBytes);
+    this.readFrom = OUT_BYTES;
+    this.readArea = undefined;
+    if (!keep) {
+      if (this.at > 0 && this.out) this.out.copy(this.arena, 0, 0, this.at);
+      this.out = this.arena;
+    }
+  }
+
+  /** Moves the responses to a buffer with room for `need` more bytes (the read area stays where it is). */
+  private grow(need: number): void {
+    const old = this.out!;
+    const bigger = Buffer.allocUnsafe(Math.max(2 * (this.at + need), OUT_BYTES));
+    old.copy(bigger, 0, 0, this.at);
+    this.out = bigger;
+  }
 }
 
 /**
- * Encodes lines as responses: one response `{ item }` per line (batch 0, Aurae's form), or one
- * response `{ items: [...] }` for all of them. `channel` must be ASCII ("stdout", "auraed"...).
+ * Encodes lines as responses: one response `{ item }` per line (batch false, Aurae's form), or
+ * one response `{ items: [...] }` for all of them.
  */
 export function encodeLogResponses(channel: string, lines: OutputLine[], batch: boolean): Buffer[] {
-  const channelBytes = channel.length;
-  const lineBytes = lines.map((l) => Buffer.byteLength(l.line));
-  const sizes = lines.map((l, i) => itemSize(channelBytes, lineBytes[i]!, Math.floor(l.timestamp), l.droppedBefore));
-  if (!batch) {
-    return lines.map((l, i) => {
-      const body = sizes[i]!;
-      const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
-      buf[0] = 0x0a; // field 1 (item)
-      const at = writeVarint(buf, 1, body);
-      writeItem(buf, at, channel, channelBytes, l, lineBytes[i]!);
-      return buf;
-    });
+  const enc = new LogResponseEncoder(channel, batch);
+  for (const l of lines) {
+    const b = Buffer.from(l.line);
+    enc.line(b, 0, b.length, l.timestamp, l.droppedBefore);
   }
-  let total = 0;
-  for (const s of sizes) total += 2 + varintSize(s) + s;
-  const buf = Buffer.allocUnsafe(total);
-  let at = 0;
-  for (let i = 0; i < lines.length; i++) {
-    buf[at++] = 0xa2; // field 100 (items), length-delimited: (100 << 3 | 2) as a two-byte varint
-    buf[at++] = 0x06;
-    at = writeVarint(buf, at, sizes[i]!);
-    at = writeItem(buf, at, channel, channelBytes, lines[i]!, lineBytes[i]!);
-  }
-  return [buf];
+  return enc.finish();
 }

@@ -1,4 +1,4 @@
-import type { OutputLine, OutputReader } from "../../platform/output/channel-file.js";
+import type { LineSink, OutputLine, OutputReader } from "../../platform/output/channel-file.js";
 
 /**
  * Bounded, line-oriented in-memory history of one stream of lines (the daemon's own log), with
@@ -258,6 +258,16 @@ class Cursor implements OutputReader {
     this.droppedTotal += r.dropped;
     if (out.length === 0 && r.end) return null;
     return out;
+  }
+
+  takeBytes(sink: LineSink, max = 1024): number | null {
+    const lines = this.take(max);
+    if (lines === null) return null;
+    for (const l of lines) {
+      const b = Buffer.from(l.line);
+      sink.line(b, 0, b.length, l.timestamp, l.droppedBefore);
+    }
+    return lines.length;
   }
 
   wait(): Promise<void> {

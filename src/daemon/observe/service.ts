@@ -18,7 +18,7 @@ import { ownPidNamespaceLevel, SignalTracer } from "../../platform/ebpf/signal-t
 import { OutputLog } from "./output-log.js";
 import type { ExecutableDirectory, OutputReader } from "./ports.js";
 import { SignalHub, type StartSignalSource } from "./signal-hub.js";
-import { encodeLogResponses } from "./log-item-wire.js";
+import { LogResponseEncoder, serializeEncoded } from "./log-item-wire.js";
 import { StreamWriter } from "./stream-writer.js";
 import { parseSignalsStreamRequest, parseSubProcessStreamRequest } from "./validation.js";
 
@@ -38,8 +38,8 @@ export const MAX_LINES_PER_MESSAGE = 1024;
  */
 const definition = {
   ...ObserveServiceService,
-  getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseSerialize: (b: Buffer) => b },
-  getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseSerialize: (b: Buffer) => b },
+  getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseSerialize: serializeEncoded },
+  getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseSerialize: serializeEncoded },
 };
 
 export interface ObserveDeps {
@@ -98,18 +98,20 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     active.add(stop);
     w.onClose(stop);
     const take = perMessage > 0 ? Math.min(perMessage, MAX_LINES_PER_MESSAGE) : BATCH;
+    const encoder = new LogResponseEncoder(channel, perMessage > 0);
     try {
       for (;;) {
-        const lines = reader.take(take);
-        if (lines === null || w.closed) return;
-        if (lines.length === 0) {
+        const n = reader.takeBytes(encoder, take);
+        if (n === null || w.closed) return;
+        if (n === 0) {
+          encoder.release();
           await reader.wait();
           continue;
         }
         // What one take gives goes out whole; a full buffer then waits for 'drain' before the
         // next take, so a stream holds at most one take beyond grpc's mark.
         let ok = true;
-        for (const msg of encodeLogResponses(channel, lines, perMessage > 0)) ok = w.write(msg);
+        for (const msg of encoder.finish()) ok = w.write(msg);
         if (!ok) {
           await w.ready();
           if (w.closed) return;

@@ -14,7 +14,8 @@
  *   it gets) when it fell behind the retained part.
  * - Lines are split on `\n`. A line longer than `maxLineBytes` is delivered in pieces of at
  *   most `maxLineBytes` bytes cut on UTF-8 character boundaries; bytes that are not UTF-8
- *   become U+FFFD.
+ *   become U+FFFD. Lines that are valid UTF-8 (checked a whole read at a time) reach a
+ *   LineSink as the file's own bytes, without a detour through strings.
  * - Timestamps are when the daemon first saw the file grow past the line's first byte (from
  *   checkpoints taken at each change; within a burst, the checkpoint just after it).
  * - After `end()` (nothing of the executable can write any more) each reader gets the rest,
@@ -24,6 +25,7 @@
  * - An idle channel holds no file descriptor (thousands of executables must not exhaust the
  *   daemon's): the file is opened while readers read it or while its oldest part is freed.
  */
+import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import { punchHole, seekData } from "../libc.js";
 
@@ -51,15 +53,55 @@ export interface OutputLine {
   droppedBefore: number;
 }
 
+/**
+ * Receives a reader's lines as bytes (the observe service's response encoder), so that they need
+ * not become strings on the way.
+ */
+export interface LineSink {
+  /**
+   * A buffer of at least `minBytes` for the reader to read the file into. A sink may hand out
+   * memory of its own (lines passed back in it can then be moved with copyWithin); the reader
+   * may pass lines in other buffers too. Its content is valid until the next call.
+   */
+  readBuffer(minBytes: number): Buffer;
+  /**
+   * One line: bytes [from, to) of `buf`, valid UTF-8 (invalid bytes already replaced by
+   * U+FFFD), without its newline; `buf` is valid only during the call. The sink takes every
+   * line it is given; it returns false when it would rather stop (the reader stops after the
+   * current line).
+   */
+  line(buf: Buffer, from: number, to: number, timestamp: number, droppedBefore: number): boolean;
+}
+
 /** A reader of a line stream (an executable's channel, or the daemon's log). */
 export interface OutputReader {
   /** Up to `max` lines available now; empty when none yet; null once ended and drained (or closed). */
   take(max?: number): OutputLine[] | null;
+  /**
+   * The same lines as `take`, handed to `sink` as UTF-8 bytes: returns how many lines it got
+   * (0 when none yet), or null once ended and drained (or closed).
+   */
+  takeBytes(sink: LineSink, max?: number): number | null;
   /** Resolves when `take` may return something new (or the reader was closed). */
   wait(): Promise<void>;
   /** lines this reader has missed so far */
   readonly dropped: number;
   close(): void;
+}
+
+/** Collects lines as OutputLine strings (what `take` returns), reading into a buffer of the caller's. */
+class StringLineSink implements LineSink {
+  readonly lines: OutputLine[] = [];
+  constructor(private readonly buf?: Buffer) {}
+
+  readBuffer(minBytes: number): Buffer {
+    return this.buf && this.buf.length >= minBytes ? this.buf : Buffer.allocUnsafe(minBytes);
+  }
+
+  line(buf: Buffer, from: number, to: number, timestamp: number, droppedBefore: number): boolean {
+    this.lines.push({ line: buf.toString("utf8", from, to), timestamp, droppedBefore });
+    return true;
+  }
 }
 
 export interface ChannelFileOptions {
@@ -101,6 +143,10 @@ export class ChannelFile {
   private cpCount = 0;
   /** when the daemon opened the channel: the time of anything written before its first look */
   private readonly bornAt: number;
+  /** @internal set by timeAt: offsets in [spanFrom, spanUntil) have the time it returned */
+  spanFrom = 0;
+  /** @internal see spanFrom */
+  spanUntil = 0;
 
   /**
    * Opens an existing output file (created by whoever starts the program). A file with content
@@ -257,9 +303,15 @@ export class ChannelFile {
     return lines;
   }
 
-  /** @internal when the file first held more than `offset` bytes, as far as the daemon saw */
+  /**
+   * @internal when the file first held more than `offset` bytes, as far as the daemon saw.
+   * Sets `spanFrom`/`spanUntil`: every offset in [spanFrom, spanUntil) has the same answer
+   * (until the next refresh); an empty span when the answer is "now".
+   */
   timeAt(offset: number): number {
     const sizes = this.cpSize;
+    this.spanFrom = 0;
+    this.spanUntil = 0;
     if (!sizes) return this.now();
     if (offset < 0) return this.bornAt;
     let lo = 0;
@@ -269,7 +321,10 @@ export class ChannelFile {
       if (sizes[mid]! > offset) hi = mid;
       else lo = mid + 1;
     }
-    return lo < this.cpCount ? this.cpTime![lo]! : this.now();
+    if (lo >= this.cpCount) return this.now();
+    this.spanFrom = lo > 0 ? sizes[lo - 1]! : 0;
+    this.spanUntil = sizes[lo]!;
+    return this.cpTime![lo]!;
   }
 
   /** @internal */
@@ -462,11 +517,21 @@ class FileReader implements OutputReader {
   private pendingDropped = 0;
   private closed = false;
   private done = false;
+  /** take()'s read buffer (takeBytes reads into the sink's) */
   private buf: Buffer | undefined;
   /** the file's truncation count this reader has caught up with */
   private truncations: number;
+  private peekBuf: Buffer | undefined;
   /** resolves a pending wait() (close() resolves it too) */
   private waiting: (() => void) | undefined;
+  // during takeBytes: where lines go, how many went, whether the sink asked to stop
+  private sink: LineSink | undefined;
+  private count = 0;
+  private full = false;
+  // timestamps: offsets in [tsFrom, tsUntil) have tsValue (valid during one takeBytes)
+  private tsFrom = 0;
+  private tsUntil = 0;
+  private tsValue = 0;
 
   constructor(private readonly file: ChannelFile, offset: number) {
     // From 0 (history), take() counts what was freed before the retained start as dropped.
@@ -480,9 +545,14 @@ class FileReader implements OutputReader {
   }
 
   take(max = 1024): OutputLine[] | null {
+    this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
+    const sink = new StringLineSink(this.buf);
+    return this.takeBytes(sink, max) === null ? null : sink.lines;
+  }
+
+  takeBytes(sink: LineSink, max = 1024): number | null {
     if (this.closed || this.done) return null;
     const f = this.file;
-    const out: OutputLine[] = [];
     if (this.truncations !== f.truncationCount) {
       this.truncations = f.truncationCount;
       if (this.offset > f.truncatedTo) {
@@ -493,40 +563,39 @@ class FileReader implements OutputReader {
       }
     }
     if (this.offset < f.retainedStart) this.skipFreed();
-    this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
-    const buf = this.buf;
-    while (out.length < max) {
-      const n = f.readAt(buf, this.offset);
-      if (n === 0) break;
-      let start = 0;
-      let consumed = n;
-      for (;;) {
-        const nl = buf.indexOf(NEWLINE, start);
-        if (nl < 0 || nl >= n) break;
-        this.pushLine(out, buf, start, nl, this.offset + start);
-        start = nl + 1;
-        this.lineNo++;
-        if (out.length >= max) {
-          consumed = start;
+    this.sink = sink;
+    this.count = 0;
+    this.full = false;
+    this.tsUntil = 0;
+    try {
+      let atEnd = false;
+      while (this.count < max && !this.full) {
+        const buf = sink.readBuffer(READ_CHUNK);
+        const got = f.readAt(buf, this.offset);
+        if (got === 0) {
+          atEnd = true;
+          break;
+        }
+        const consumed = this.splitLines(buf, got, max);
+        this.offset += consumed;
+        if (got < buf.length && consumed === got) {
+          atEnd = true; // reached the end
           break;
         }
       }
-      if (consumed === n && start < n) {
-        this.holdPartial(out, buf, start, n, this.offset + start);
+      if (this.count === 0 && atEnd && f.ending && f.readAt(this.peek(), this.offset) === 0) {
+        if (this.partialBytes > 0) {
+          this.flushPartial(this.offset - this.partialBytes);
+          return this.count;
+        }
+        this.done = true;
+        this.release();
+        return null;
       }
-      this.offset += consumed;
-      if (n < buf.length && consumed === n) break; // reached the end
+      return this.count;
+    } finally {
+      this.sink = undefined;
     }
-    if (out.length === 0 && f.ending && f.readAt(buf, this.offset) === 0) {
-      if (this.partialBytes > 0) {
-        this.flushPartial(out, this.offset - this.partialBytes);
-        return out;
-      }
-      this.done = true;
-      this.release();
-      return null;
-    }
-    return out;
   }
 
   wait(): Promise<void> {
@@ -551,9 +620,33 @@ class FileReader implements OutputReader {
     w?.();
   }
 
+  /**
+   * Hands the lines of one read (`n` bytes of `buf`, at this.offset) to the sink, holding a
+   * trailing partial line; returns how many bytes it consumed (less than `n` when max or the
+   * sink stopped it). `buf` goes to the sink as it is (a sink knows its own read buffer).
+   */
+  private splitLines(buf: Buffer, n: number, max: number): number {
+    const last = n > 0 ? buf.lastIndexOf(NEWLINE, n - 1) : -1;
+    // The lines wholly inside this read are all valid UTF-8 when their bytes together are (a
+    // newline never sits inside a multi-byte character): one check for all of them. A first
+    // line that completes a held partial one is checked on its own.
+    const from = this.partialBytes > 0 && last >= 0 ? buf.indexOf(NEWLINE) + 1 : 0;
+    const valid = last > from && isUtf8(buf.subarray(from, last));
+    let start = 0;
+    while (start <= last) {
+      const nl = buf.indexOf(NEWLINE, start);
+      this.pushLine(buf, start, nl, this.offset + start, valid);
+      start = nl + 1;
+      this.lineNo++;
+      if (this.count >= max || this.full) return start;
+    }
+    if (start < n) this.holdPartial(buf, start, n, this.offset + start);
+    return n;
+  }
+
+  /** a one-byte buffer: is there anything at this.offset? */
   private peek(): Buffer {
-    this.buf ??= Buffer.allocUnsafe(READ_CHUNK);
-    return this.buf.subarray(0, 1);
+    return (this.peekBuf ??= Buffer.allocUnsafe(1));
   }
 
   private release(): void {
@@ -577,57 +670,81 @@ class FileReader implements OutputReader {
     this.lineNo = f.countedLinesBefore;
   }
 
-  private emit(out: OutputLine[], line: string, offset: number): void {
-    out.push({ line, timestamp: this.file.timeAt(offset), droppedBefore: this.pendingDropped });
-    this.droppedTotal += this.pendingDropped;
-    this.pendingDropped = 0;
+  private timeAt(offset: number): number {
+    if (offset >= this.tsFrom && offset < this.tsUntil) return this.tsValue;
+    const f = this.file;
+    const t = f.timeAt(offset);
+    this.tsFrom = f.spanFrom;
+    this.tsUntil = f.spanUntil;
+    this.tsValue = t;
+    return t;
   }
 
-  private pushLine(out: OutputLine[], buf: Buffer, from: number, to: number, offset: number): void {
+  /** Hands one line (or piece) to the sink: bytes [from, to) of `buf`, `valid` when known to be UTF-8. */
+  private emit(buf: Buffer, from: number, to: number, offset: number, valid: boolean): void {
+    const dropped = this.pendingDropped;
+    this.droppedTotal += dropped;
+    this.pendingDropped = 0;
+    this.count++;
+    const ts = this.timeAt(offset);
+    let more: boolean;
+    if (valid || isUtf8(buf.subarray(from, to))) {
+      more = this.sink!.line(buf, from, to, ts, dropped);
+    } else {
+      const fixed = Buffer.from(buf.toString("utf8", from, to)); // U+FFFD for what is not UTF-8
+      more = this.sink!.line(fixed, 0, fixed.length, ts, dropped);
+    }
+    if (!more) this.full = true;
+  }
+
+  private pushLine(buf: Buffer, from: number, to: number, offset: number, valid: boolean): void {
     if (this.partialBytes === 0) {
-      this.pushBytes(out, buf.subarray(from, to), offset);
+      this.pushBytes(buf, from, to, offset, valid);
       return;
     }
     const whole = Buffer.concat([...this.partial, buf.subarray(from, to)]);
     const lineOffset = offset - this.partialBytes;
     this.partial = [];
     this.partialBytes = 0;
-    this.pushBytes(out, whole, lineOffset);
+    this.pushBytes(whole, 0, whole.length, lineOffset, false);
   }
 
-  private holdPartial(out: OutputLine[], buf: Buffer, from: number, to: number, offset: number): void {
+  private holdPartial(buf: Buffer, from: number, to: number, offset: number): void {
     this.partial.push(Buffer.from(buf.subarray(from, to)));
     this.partialBytes += to - from;
     if (this.partialBytes > this.file.maxLineBytes) {
       const all = Buffer.concat(this.partial);
       const lineOffset = offset + (to - from) - all.length;
-      const rest = this.pushLong(out, all, lineOffset);
-      this.partial = rest.length > 0 ? [Buffer.from(rest)] : [];
-      this.partialBytes = rest.length;
+      const rest = this.pushLong(all, 0, all.length, lineOffset, false);
+      this.partial = rest < all.length ? [all.subarray(rest)] : [];
+      this.partialBytes = all.length - rest;
     }
   }
 
-  private flushPartial(out: OutputLine[], offset: number): void {
+  private flushPartial(offset: number): void {
     const all = Buffer.concat(this.partial);
     this.partial = [];
     this.partialBytes = 0;
-    this.pushBytes(out, all, offset);
+    this.pushBytes(all, 0, all.length, offset, false);
   }
 
-  private pushBytes(out: OutputLine[], bytes: Buffer, offset: number): void {
-    if (bytes.length > this.file.maxLineBytes) {
-      const rest = this.pushLong(out, bytes, offset);
-      this.emit(out, rest.toString("utf8"), offset + bytes.length - rest.length);
+  private pushBytes(buf: Buffer, from: number, to: number, offset: number, valid: boolean): void {
+    if (to - from > this.file.maxLineBytes) {
+      const rest = this.pushLong(buf, from, to, offset, valid);
+      this.emit(buf, rest, to, offset + rest - from, valid);
       return;
     }
-    this.emit(out, bytes.toString("utf8"), offset);
+    this.emit(buf, from, to, offset, valid);
   }
 
-  /** Emits pieces of at most maxLineBytes (cut on a UTF-8 boundary) while more remain; returns the rest. */
-  private pushLong(out: OutputLine[], buf: Buffer, offset: number): Buffer {
+  /**
+   * Emits pieces of at most maxLineBytes (cut on a UTF-8 boundary) of buf[from, to) while more
+   * than that remain; returns where the rest starts.
+   */
+  private pushLong(buf: Buffer, from: number, to: number, offset: number, valid: boolean): number {
     const max = this.file.maxLineBytes;
-    let off = 0;
-    while (buf.length - off > max) {
+    let off = from;
+    while (to - off > max) {
       let cut = off + max;
       let back = 0;
       while (back < 3 && cut > off && (buf[cut]! & 0xc0) === 0x80) {
@@ -635,9 +752,9 @@ class FileReader implements OutputReader {
         back++;
       }
       if (cut === off) cut = off + max;
-      this.emit(out, buf.toString("utf8", off, cut), offset + off);
+      this.emit(buf, off, cut, offset + off - from, valid);
       off = cut;
     }
-    return buf.subarray(off);
+    return off;
   }
 }
