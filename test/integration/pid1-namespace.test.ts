@@ -160,29 +160,28 @@ describe("auraed as pid 1 of a new pid+mount+net namespace", { skip: SKIP }, () 
   });
 
   test("it reaps orphans: nothing of them remains, not even a zombie", async () => {
-    const children = () =>
-      fs.readdirSync(`/proc/${initPid}/task`).flatMap((t) =>
-        fs.readFileSync(`/proc/${initPid}/task/${t}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
-    const before = new Set(children());
-    // sh exits at once; its two sleeps are orphaned and reparented to the namespace's init. They
-    // live 1.5 s, so that a loaded machine still sees them as pid 1's children before they exit.
-    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 1.5 & sleep 1.5 & echo $!"], { encoding: "utf8" });
+    // sh exits at once; its two sleeps (their output away from our pipe, so nsenter returns at
+    // once) are orphaned and reparented to the namespace's init, which must reap them when they
+    // exit. They live 1.5 s, so that a loaded machine still sees them as pid 1's children.
+    const out = execFileSync("nsenter", ["--target", String(initPid), "--pid", "--mount", "sh", "-c", "sleep 1.5 >/dev/null 2>&1 & sleep 1.5 >/dev/null 2>&1 & echo $!"], { encoding: "utf8" });
     assert.match(out.trim(), /^\d+$/);
+    const sleeps = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8") === "sleep\u00001.5\u0000" && fs.readlinkSync(`/proc/${p}/ns/pid`) === fs.readlinkSync(`/proc/${initPid}/ns/pid`);
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(sleeps.length, 2, "both sleeps run in the namespace");
+    const ppid = (p: number) => Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"))![1]);
     const orphanWindow = Date.now() + 1000;
-    let sawOrphan = false;
-    while (Date.now() < orphanWindow) {
-      if (children().some((p) => !before.has(p))) { sawOrphan = true; break; }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(sawOrphan, "the sleeps were reparented to pid 1");
+    while (Date.now() < orphanWindow && !sleeps.every((p) => ppid(p) === initPid)) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(sleeps.map(ppid), [initPid, initPid], "the sleeps were reparented to pid 1");
     const deadline = Date.now() + 5000;
-    let left: number[] = [];
-    do {
-      await new Promise((r) => setTimeout(r, 100));
-      left = children().filter((p) => !before.has(p));
-    } while (left.length > 0 && Date.now() < deadline);
-    const states = left.map((p) => { try { return fs.readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.[0]; } catch { return "gone"; } });
-    assert.deepEqual(left, [], `orphans left behind (states ${states.join(",")})`);
+    const exists = (p: number) => fs.existsSync(`/proc/${p}`);
+    while (sleeps.some(exists) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const states = sleeps.filter(exists).map((p) => { try { return fs.readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.[0]; } catch { return "gone"; } });
+    assert.deepEqual(states, [], "nothing of the orphans is left, not even a zombie");
   });
 
   test("SIGTERM shuts down gracefully, then powers off, which ends the namespace", async () => {
