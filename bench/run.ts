@@ -78,7 +78,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await daemon.stop();
-    const dirty = await checkClean(daemon.cgroupParent);
+    const dirty = await checkClean(daemon.cgroupParent, daemon.dir);
     if (dirty) rows.push({ scenario: "cleanup after daemon shutdown", unit: "ms", aim: "nothing left", met: false, note: dirty });
   }
   console.log(describe());
