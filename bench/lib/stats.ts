@@ -57,10 +57,15 @@ export async function measurePair(
 
 export const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 
-/** One contender of an interleaved measurement: `run` is timed, `after` (cleanup) is not. */
+/**
+ * One contender of an interleaved measurement: `run` is timed, `after` (cleanup) is not. With
+ * `selfTimed`, `run` resolves with its own duration in ms (measured where the work happens,
+ * e.g. in the floor server) and that is the sample.
+ */
 export interface Contender {
   run: () => Promise<unknown>;
   after?: () => Promise<unknown>;
+  selfTimed?: boolean;
 }
 
 /**
@@ -72,8 +77,8 @@ export async function measureRounds(runs: number, contenders: Contender[], warmu
   for (let i = 0; i < warmup + runs; i++) {
     for (const [k, c] of contenders.entries()) {
       const t = nowMs();
-      await c.run();
-      const dt = nowMs() - t;
+      const r = await c.run();
+      const dt = c.selfTimed ? (r as number) : nowMs() - t;
       if (i >= warmup) samples[k]!.push(dt);
       if (c.after) await c.after();
     }

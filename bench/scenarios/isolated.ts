@@ -1,4 +1,5 @@
-import { spawnWait, unshareArgv } from "../floors/process.js";
+import { startEchoFloor, type EchoFloor } from "../floors/echo.js";
+import { unshareArgv } from "../floors/process.js";
 import type { Row } from "../lib/report.js";
 import { measureRounds, fmt, nowMs, summarize, type Contender } from "../lib/stats.js";
 import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
@@ -7,7 +8,7 @@ import type { BenchContext } from "../run.js";
 /**
  * Start of `true` inside an isolated cell (isolate_process; and with isolate_network), timed from
  * the call to the response, vs `unshare --pid --fork --mount-proc --uts --ipc [--net] true`
- * spawned from Node to its exit. The cell (and its namespaces) exists before the timed Start, as
+ * spawned from Node to its exit (by the floor server, timed there: floors/echo-server.ts). The cell (and its namespaces) exists before the timed Start, as
  * in use. A one-shot isolated cell's whole life (Allocate + Start + Free) is timed in the same
  * rounds, which is what the unshare floor itself pays for; its Allocate alone is issue 4's
  * "cell allocation" (aim < 15 ms) and Allocate + Free a row of its own.
@@ -15,15 +16,17 @@ import type { BenchContext } from "../run.js";
 export async function run(b: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   const cells = cellsClient(b.daemon);
+  const echo = await startEchoFloor(b.daemon.pki, b.daemon.clientOptions);
   try {
-    for (const net of [false, true]) rows.push(...(await variant(b, cells, net)));
+    for (const net of [false, true]) rows.push(...(await variant(b, cells, echo, net)));
   } finally {
     cells.close();
+    await echo.close();
   }
   return rows;
 }
 
-async function variant(b: BenchContext, cells: Cells, net: boolean): Promise<Row[]> {
+async function variant(b: BenchContext, cells: Cells, echo: EchoFloor, net: boolean): Promise<Row[]> {
   const label = net ? "isolate_process+isolate_network" : "isolate_process";
   const flags = net ? "--net " : "";
   const main = `Start \`true\` in an ${label} cell vs \`unshare ${flags}... true\``;
@@ -46,7 +49,7 @@ async function variant(b: BenchContext, cells: Cells, net: boolean): Promise<Row
       },
       after: () => cells.stop(cell, last),
     };
-    const floor: Contender = { run: () => spawnWait(unshareArgv(net)) };
+    const floor: Contender = { run: () => echo.spawnMs(unshareArgv(net)), selfTimed: true };
     // the one-shot cell's steps, each timed (the first `warmup` rounds dropped, as measureRounds does)
     const steps = { allocate: [] as number[], start: [] as number[], free: [] as number[], allocateFree: [] as number[] };
     const lifecycle: Contender = {
