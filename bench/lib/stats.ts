@@ -69,13 +69,22 @@ export interface Contender {
 }
 
 /**
- * Measures several contenders interleaved in rounds (each round runs each once, in order), so
- * drift on a shared machine hits all alike. Returns one summary per contender.
+ * Measures several contenders interleaved in rounds (each round runs each once), so drift on a
+ * shared machine hits all alike. Each round runs them in a new random order, so that no
+ * contender always follows the same one (what ran just before can matter: e.g. a Start is
+ * slower after a quiet spell without cgroup joins, see floors/cgroup-join.ts). Returns one
+ * summary per contender, in the order given.
  */
 export async function measureRounds(runs: number, contenders: Contender[], warmup = Math.min(10, runs)): Promise<Summary[]> {
   const samples: number[][] = contenders.map(() => []);
+  const order = contenders.map((_, k) => k);
   for (let i = 0; i < warmup + runs; i++) {
-    for (const [k, c] of contenders.entries()) {
+    for (let j = order.length - 1; j > 0; j--) {
+      const r = Math.floor(Math.random() * (j + 1));
+      [order[j], order[r]] = [order[r]!, order[j]!];
+    }
+    for (const k of order) {
+      const c = contenders[k]!;
       const t = nowMs();
       const r = await c.run();
       const dt = c.selfTimed ? (r as number) : nowMs() - t;

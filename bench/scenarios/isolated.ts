@@ -1,6 +1,7 @@
 import { startEchoFloor, type EchoFloor } from "../floors/echo.js";
 import { unshareArgv } from "../floors/process.js";
 import type { Row } from "../lib/report.js";
+import { startContender } from "../lib/start-contender.js";
 import { measureRounds, fmt, nowMs, summarize, type Contender } from "../lib/stats.js";
 import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
 import type { BenchContext } from "../run.js";
@@ -17,16 +18,22 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   const cells = cellsClient(b.daemon);
   const echo = await startEchoFloor(b.daemon.pki, b.daemon.clientOptions);
+  const plain = uniqueName("bench-iso-plain");
   try {
-    for (const net of [false, true]) rows.push(...(await variant(b, cells, echo, net)));
+    await cells.allocate({ name: plain });
+    for (const net of [false, true]) rows.push(...(await variant(b, cells, echo, plain, net)));
+  } catch (err) {
+    if (!isSkippable(err)) throw err;
+    rows.push(skipRow("isolated", "ms", statusName(err)));
   } finally {
+    await cells.free(plain).catch(() => undefined);
     cells.close();
     await echo.close();
   }
   return rows;
 }
 
-async function variant(b: BenchContext, cells: Cells, echo: EchoFloor, net: boolean): Promise<Row[]> {
+async function variant(b: BenchContext, cells: Cells, echo: EchoFloor, plainCell: string, net: boolean): Promise<Row[]> {
   const label = net ? "isolate_process+isolate_network" : "isolate_process";
   const flags = net ? "--net " : "";
   const main = `Start \`true\` in an ${label} cell vs \`unshare ${flags}... true\``;
@@ -41,15 +48,10 @@ async function variant(b: BenchContext, cells: Cells, echo: EchoFloor, net: bool
     return [skipRow(main, "ms", statusName(err)), skipRow(alloc, "ms", statusName(err)), skipRow(life, "ms", statusName(err))];
   }
   try {
-    let last = "";
-    const product: Contender = {
-      run: async () => {
-        last = uniqueName("t");
-        await cells.start(cell, last, "true");
-      },
-      after: () => cells.stop(cell, last),
-    };
+    const product = startContender(cells, cell);
     const floor: Contender = { run: () => echo.spawnMs(unshareArgv(net)), selfTimed: true };
+    // the same Start in a plain cell, in the same rounds: what isolation itself adds
+    const plain = startContender(cells, plainCell);
     // the one-shot cell's steps, each timed (the first `warmup` rounds dropped, as measureRounds does)
     const steps = { allocate: [] as number[], start: [] as number[], free: [] as number[], allocateFree: [] as number[] };
     const lifecycle: Contender = {
@@ -75,15 +77,24 @@ async function variant(b: BenchContext, cells: Cells, echo: EchoFloor, net: bool
     const warmup = Math.min(10, runs);
     let sums;
     try {
-      sums = await measureRounds(runs, [product, floor, lifecycle], warmup);
+      sums = await measureRounds(runs, [product, floor, lifecycle, plain], warmup);
     } catch (err) {
       if (!isSkippable(err)) throw err;
       return [skipRow(main, "ms", statusName(err)), skipRow(alloc, "ms", statusName(err)), skipRow(life, "ms", statusName(err))];
     }
-    const [ps, fs, ls] = sums as [typeof sums[0], typeof sums[0], typeof sums[0]];
+    const [ps, fs, ls, pl] = sums as [typeof sums[0], typeof sums[0], typeof sums[0], typeof sums[0]];
     const [as, ss, frees, afs] = [steps.allocate, steps.start, steps.free, steps.allocateFree].map((x) => summarize(x.slice(warmup)));
     return [
-      { scenario: main, product: ps, floor: fs, unit: "ms", aim: "<= 1.5x", met: ps.p50 / fs.p50 <= 1.5 },
+      {
+        scenario: main,
+        product: ps,
+        floor: fs,
+        unit: "ms",
+        aim: "<= 1.5x",
+        met: ps.p50 / fs.p50 <= 1.5,
+        note: `Start in a plain cell in the same rounds: ${fmt(pl.p50)} (p90 ${fmt(pl.p90)}), the isolated one ${(ps.p50 / pl.p50).toFixed(2)}x that`,
+        extra: { plainStart: pl },
+      },
       {
         scenario: alloc,
         product: as!,

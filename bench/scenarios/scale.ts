@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { checkClean } from "../lib/leftovers.js";
 import { children, descendants, fdUsage, inState, inotifyWatches, pidUsage, rssMb } from "../lib/proc.js";
 import type { Row } from "../lib/report.js";
+import { startContender } from "../lib/start-contender.js";
 import { measure, measureRounds, nowMs, pool, type Summary } from "../lib/stats.js";
 import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
 import type { BenchContext } from "../run.js";
@@ -194,16 +195,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
 }
 
 async function measureStart(cells: Cells, cell: string, runs: number): Promise<Summary> {
-  let last = "";
-  const [s] = await measureRounds(runs, [
-    {
-      run: async () => {
-        last = uniqueName("t");
-        await cells.start(cell, last, "true");
-      },
-      after: () => cells.stop(cell, last),
-    },
-  ]);
+  const [s] = await measureRounds(runs, [startContender(cells, cell)]);
   return s!;
 }
 

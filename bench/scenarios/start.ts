@@ -1,6 +1,8 @@
+import { cgroupJoinCost } from "../floors/cgroup-join.js";
 import { startEchoFloor } from "../floors/echo.js";
 import { makeBundle, ociPeers } from "../floors/oci.js";
 import { rssMb } from "../lib/proc.js";
+import { startContender } from "../lib/start-contender.js";
 import type { Row } from "../lib/report.js";
 import { measureRounds, type Contender } from "../lib/stats.js";
 import { cellsClient, orSkip, uniqueName } from "../lib/wire.js";
@@ -28,14 +30,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
     return await orSkip([[MAIN, "ms"]], async () => {
       await cells.allocate({ name: cell });
       allocated = true;
-      let last = "";
-      const product: Contender = {
-        run: async () => {
-          last = uniqueName("t");
-          await cells.start(cell, last, "true");
-        },
-        after: () => cells.stop(cell, last),
-      };
+      const product = startContender(cells, cell);
       let floorRss = 0;
       const floor: Contender = {
         run: async () => {
@@ -75,6 +70,15 @@ export async function run(b: BenchContext): Promise<Row[]> {
       );
       for (const p of peers.filter((p) => !working.includes(p)))
         rows.push({ scenario: `Start \`true\` vs \`${p.name} run\` (peer)`, unit: "ms", note: `skipped: ${p.name} does not run here` });
+      const join = await cgroupJoinCost(b.runs(100));
+      if (join)
+        rows.push({
+          scenario: "(info) a process joining a cgroup: first cgroup.procs write after 50 ms without one vs right after another",
+          product: join.afterIdle,
+          floor: join.backToBack,
+          unit: "ms",
+          note: "every Start makes 7 such writes (the shim 1, the program 6 on this hybrid host); the first after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem), which spawn() and unshare never pay",
+        });
       return rows;
     });
   } finally {

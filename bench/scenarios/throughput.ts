@@ -1,4 +1,5 @@
 import { startEchoFloor } from "../floors/echo.js";
+import { cpuMs } from "../lib/proc.js";
 import type { Row } from "../lib/report.js";
 import { nowMs, pool, summarize } from "../lib/stats.js";
 import { cellsClient, isSkippable, skipRow, statusName, uniqueName, type Cells } from "../lib/wire.js";
@@ -29,6 +30,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
   }
   const product: number[] = [];
   const floor: number[] = [];
+  const daemonCpu: number[] = [];
   const echo = await startEchoFloor(b.daemon.pki, b.daemon.clientOptions);
   try {
     // warm every connection
@@ -36,12 +38,14 @@ export async function run(b: BenchContext): Promise<Row[]> {
     for (let r = 0; r < rounds; r++) {
       const names: string[] = [];
       const t = nowMs();
+      const cpu0 = cpuMs(b.daemon.process.pid!);
       await pool(n, CONCURRENCY, async (i) => {
         const name = uniqueName("tp");
         names.push(name);
         await clients[i % CONCURRENCY]!.start(cell, name, "true");
       });
       product.push(n / ((nowMs() - t) / 1000));
+      daemonCpu.push((cpuMs(b.daemon.process.pid!) - cpu0) / n);
       await pool(names.length, CONCURRENCY, (i) => clients[i % CONCURRENCY]!.stop(cell, names[i]!));
       const f = await echo.spawn({ argv: ["/bin/true"], n, concurrency: CONCURRENCY });
       if (f.failures) throw new Error(`${f.failures} of the floor's /bin/true failed`);
@@ -61,7 +65,8 @@ export async function run(b: BenchContext): Promise<Row[]> {
       product: summarize(product),
       floor: summarize(floor),
       unit: "ops/s",
-      note: `${rounds} rounds of ${n}; p90 column is the 90th percentile round (higher is better)`,
+      note: `${rounds} rounds of ${n}; p90 column is the 90th percentile round (higher is better); daemon CPU per Start ${summarize(daemonCpu).p50.toFixed(2)} ms, all its threads (were it all on its one main thread: at most ${(1000 / summarize(daemonCpu).p50).toFixed(0)} Starts/s)`,
+      extra: { daemonCpuMsPerStart: summarize(daemonCpu) },
     },
   ];
 }
