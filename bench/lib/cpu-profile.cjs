@@ -3,7 +3,8 @@
 // $AURAE_BENCH_PROF_DIR/auraed-<pid>.cpuprofile when it exits (open it in Chrome DevTools).
 // With AURAE_BENCH_PROF_WINDOWS=1 it profiles only between signals instead: each SIGUSR2
 // starts a window or ends it, writing auraed-<pid>-<n>.cpuprofile (so one phase of a run, e.g.
-// Starts at 10,000 executables, can be told from the build before it).
+// Starts at 10,000 executables, can be told from the build before it); a window open at exit
+// is written then.
 "use strict";
 const inspector = require("node:inspector");
 const fs = require("node:fs");
@@ -28,6 +29,10 @@ if (dir) {
       if (running) write(`auraed-${process.pid}-${++n}.cpuprofile`);
       else session.post("Profiler.start");
       running = !running;
+    });
+    // a window still open at exit (e.g. one around shutdown) is written then
+    process.on("exit", () => {
+      if (running) write(`auraed-${process.pid}-${++n}.cpuprofile`);
     });
   } else {
     session.post("Profiler.start");
