@@ -9,10 +9,12 @@ import type { BenchContext } from "../run.js";
 /**
  * Start of `true` inside an isolated cell (isolate_process; and with isolate_network), timed from
  * the call to the response, vs `unshare --pid --fork --mount-proc --uts --ipc [--net] true`
- * spawned from Node to its exit (by the floor server, timed there: floors/echo-server.ts). The cell (and its namespaces) exists before the timed Start, as
- * in use. A one-shot isolated cell's whole life (Allocate + Start + Free) is timed in the same
- * rounds, which is what the unshare floor itself pays for; its Allocate alone is issue 4's
- * "cell allocation" (aim < 15 ms) and Allocate + Free a row of its own.
+ * spawned from Node to its exit (by the floor server, timed there: floors/floor-server.cjs).
+ * The cell (and its namespaces) exists before the timed Start, as in use; a Start in a plain
+ * cell in the same rounds tells what isolation itself adds. A one-shot isolated cell's whole
+ * life (Allocate + Start + Free) is timed in the same rounds, which is what the unshare floor
+ * itself pays for; its Allocate alone is issue 4's "cell allocation" (aim < 15 ms), with
+ * Allocate + Free and Free in that row's note.
  */
 export async function run(b: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];

@@ -12,8 +12,9 @@ const CONCURRENCY = 16;
  * 16 clients, each with a connection of its own, Start `true` in one cell as fast as they can
  * until `n` Starts have been answered; Starts/s = n / wall time. Floor: 16 concurrent loops of
  * Node `spawn('/bin/true')` to exit, `n` in all, in the floor server (timed there; see
- * floors/echo-server.ts for why not in this process). Rounds alternate product and floor. Between
- * rounds (untimed) every executable is stopped, so that names do not pile up.
+ * floors/floor-server.cjs for why not in this process). Rounds alternate product and floor.
+ * Between rounds (untimed) every executable is stopped, so that names do not pile up. The
+ * daemon's CPU (utime+stime) over each product round, per Start, goes to the note.
  */
 export async function run(b: BenchContext): Promise<Row[]> {
   const n = b.quick ? 64 : 800;
