@@ -8,7 +8,7 @@
 import { join, resolve } from "node:path";
 import { startDaemon, type StartOptions, type TestDaemon } from "../test/helpers/daemon.js";
 import { checkClean } from "./lib/leftovers.js";
-import { describe, renderTable, writeResults, type Row } from "./lib/report.js";
+import { describe, loadavg, renderTable, writeResults, type Row } from "./lib/report.js";
 
 export interface BenchContext {
   /** the shared daemon, started once for the scenarios that do not need a fresh one */
@@ -60,11 +60,14 @@ async function main(): Promise<number> {
   const daemon = await start();
   const b: BenchContext = { daemon, quick, runs: (n) => (quick ? Math.max(10, Math.floor(n / 20)) : n), startDaemon: start };
   const rows: Row[] = [];
+  /** the load average at the start of each scenario: the machine is shared */
+  const loads: Record<string, string> = {};
   let failed = 0;
   const t0 = Date.now();
   try {
     for (const name of selected) {
-      process.stderr.write(`bench: ${name}...\n`);
+      loads[name] = loadavg();
+      process.stderr.write(`bench: ${name}... (load ${loads[name]})\n`);
       const t = Date.now();
       try {
         const mod = await SCENARIOS[name]!();
@@ -78,13 +81,13 @@ async function main(): Promise<number> {
     }
   } finally {
     await daemon.stop();
-    const dirty = await checkClean(daemon.cgroupParent);
+    const dirty = await checkClean(daemon.cgroupParent, daemon.dir);
     if (dirty) rows.push({ scenario: "cleanup after daemon shutdown", unit: "ms", aim: "nothing left", met: false, note: dirty });
   }
-  console.log(describe());
+  console.log(describe(undefined, loads));
   console.log("");
   console.log(renderTable(rows));
-  const path = writeResults(join(import.meta.dirname, "results"), rows, { quick, scenarios: selected, seconds: (Date.now() - t0) / 1000, profileDir });
+  const path = writeResults(join(import.meta.dirname, "results"), rows, { quick, scenarios: selected, seconds: (Date.now() - t0) / 1000, profileDir, loads });
   console.log(`\nresults: ${path}${profileDir ? `\nprofiles: ${profileDir}` : ""}`);
   return failed;
 }

@@ -16,6 +16,12 @@ export interface CgroupfsFloor {
   hierarchies: string[];
   /** one allocate+free of a cell: mkdirs, limit writes, rmdirs */
   allocateFree(): void;
+  /**
+   * Moves process `pid` (one this process started) into a cgroup of the floor's parent in the
+   * unified (cgroup2) hierarchy, alternating between two, and returns the time of the
+   * cgroup.procs write in ms. Undefined without a unified hierarchy.
+   */
+  migrate?(pid: number): number;
   cleanup(): void;
 }
 
@@ -48,8 +54,20 @@ export function cgroupfsFloor(): CgroupfsFloor | undefined {
     ["pids", "pids.max", "100"],
   ];
   let seq = 0;
+  // two leaves in the unified hierarchy to move a process between (migrate)
+  const unified = hierarchies.includes("unified") ? join(ROOT, "unified", parentName) : undefined;
+  const leaves = unified ? [join(unified, "m0"), join(unified, "m1")] : [];
+  for (const l of leaves) mkdirSync(l);
+  let flip = 0;
   return {
     hierarchies,
+    migrate: unified
+      ? (pid: number) => {
+          const t = Number(process.hrtime.bigint());
+          writeFileSync(join(leaves[flip++ % 2]!, "cgroup.procs"), String(pid));
+          return (Number(process.hrtime.bigint()) - t) / 1e6;
+        }
+      : undefined,
     allocateFree() {
       const name = `c${++seq}`;
       const dirs = hierarchies.map((h) => join(ROOT, h, parentName, name));
@@ -58,7 +76,7 @@ export function cgroupfsFloor(): CgroupfsFloor | undefined {
       for (const d of dirs) rmdirSync(d);
     },
     cleanup() {
-      for (const d of made) {
+      for (const d of [...leaves, ...made]) {
         try {
           rmdirSync(d);
         } catch {

@@ -2,7 +2,6 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnWait } from "./process.js";
 
 /**
  * A minimal OCI bundle (busybox-static as /bin/true and /bin/sh) for `runc run` / `crun run` of
@@ -11,7 +10,8 @@ import { spawnWait } from "./process.js";
 export interface OciPeer {
   name: "runc" | "crun";
   version: string;
-  run(): Promise<number | null>;
+  /** the command line of one run (a new container id each time), for the floor server to spawn */
+  argv(): string[];
   /** removes the peer's state directory (--root) */
   cleanup(): void;
 }
@@ -48,7 +48,7 @@ export function ociPeers(bundle: string): OciPeer[] {
     peers.push({
       name,
       version,
-      run: () => spawnWait(wrap([name, "--root", root, "run", "--bundle", bundle, `bench-${process.pid}-${++seq}`])),
+      argv: () => wrap([name, "--root", root, "run", "--bundle", bundle, `bench-${process.pid}-${++seq}`]),
       cleanup: () => rmSync(root, { recursive: true, force: true }),
     });
   }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { processesMentioning } from "./proc.js";
 
 /**
  * What a bench daemon left behind under its own cgroup parent (a unique name per daemon, so
@@ -67,10 +68,16 @@ export async function removeLeftovers(l: Leftovers): Promise<void> {
   }
 }
 
-/** A one-line description for a note, or "" when clean. Cleans up what it finds. */
-export async function checkClean(cgroupParent: string): Promise<string> {
+/**
+ * A one-line description for a note, or "" when clean. Cleans up what it finds. Besides the
+ * cgroups, `runtimeDir` (the daemon's own temp dir) finds processes outside them: every shim's
+ * command line names its exit file under that dir.
+ */
+export async function checkClean(cgroupParent: string, runtimeDir?: string): Promise<string> {
   const l = findLeftovers(cgroupParent);
-  if (l.dirs.length === 0 && l.pids.length === 0) return "";
-  await removeLeftovers(l);
-  return `daemon left ${l.dirs.length} cgroup dirs and ${l.pids.length} processes (removed by the bench)`;
+  const strays = runtimeDir ? processesMentioning(runtimeDir).filter((p) => !l.pids.includes(p)) : [];
+  if (l.dirs.length === 0 && l.pids.length === 0 && strays.length === 0) return "";
+  await removeLeftovers({ dirs: l.dirs, pids: [...l.pids, ...strays] });
+  const stray = strays.length ? ` and ${strays.length} processes outside them naming its runtime dir` : "";
+  return `daemon left ${l.dirs.length} cgroup dirs, ${l.pids.length} processes in them${stray} (removed by the bench)`;
 }

@@ -61,19 +61,99 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** Sum of RSS (and PSS) in MB over the daemon and all its descendants. */
-export function treeMemory(pid: number): { rss: number; pss: number; processes: number } {
-  const all = [pid, ...descendants(pid)];
-  let rss = 0;
-  let pss = 0;
-  for (const p of all) {
-    rss += rssMb(p);
-    pss += pssMb(p);
-  }
-  return { rss, pss, processes: all.length };
-}
-
 /** The comm name of a process, or undefined when gone. */
 export function comm(pid: number): string | undefined {
   return readOr(`/proc/${pid}/comm`)?.trim();
+}
+
+/** One process of a tree: its pid, parent, name and memory. */
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  rssMb: number;
+  pssMb: number;
+}
+
+/** The descendants of `pid` with their name and memory (processes gone meanwhile left out). */
+export function descendantInfo(pid: number): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  const queue = children(pid).map((c) => [c, pid] as const);
+  while (queue.length) {
+    const [p, parent] = queue.shift()!;
+    const name = comm(p);
+    if (name === undefined) continue;
+    out.push({ pid: p, ppid: parent, comm: name, rssMb: rssMb(p), pssMb: pssMb(p) });
+    for (const c of children(p)) queue.push([c, p]);
+  }
+  return out;
+}
+
+/** PSS in MB summed by process name, e.g. { "aurae-shim": 3.1, sleep: 7.0 }. */
+export function pssByName(procs: ProcInfo[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of procs) out[p.comm] = (out[p.comm] ?? 0) + p.pssMb;
+  return out;
+}
+
+/** How many pids (processes and threads: each task takes one) are in use on the machine, and the limit. */
+export function pidUsage(): { tasks: number; pidMax: number; threadsMax: number } {
+  let tasks = 0;
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      tasks += readdirSync(`/proc/${p}/task`).length;
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const num = (f: string) => Number(readOr(f)?.trim() ?? NaN);
+  return { tasks, pidMax: num("/proc/sys/kernel/pid_max"), threadsMax: num("/proc/sys/kernel/threads-max") };
+}
+
+/** Open file descriptors of a process and its soft RLIMIT_NOFILE. */
+export function fdUsage(pid: number): { fds: number; limit: number } {
+  let fds = 0;
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    /* gone */
+  }
+  const limit = Number(/Max open files\s+(\d+)/.exec(readOr(`/proc/${pid}/limits`) ?? "")?.[1] ?? Infinity);
+  return { fds, limit };
+}
+
+/** inotify watches the process holds (over all its inotify instances), from fdinfo. */
+export function inotifyWatches(pid: number): number {
+  let n = 0;
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return 0;
+  }
+  for (const fd of fds) {
+    const info = readOr(`/proc/${pid}/fdinfo/${fd}`);
+    if (info?.includes("inotify wd:")) n += info.split("\n").filter((l) => l.startsWith("inotify wd:")).length;
+  }
+  return n;
+}
+
+/** Processes in the given states among `pids` (e.g. "Z" for zombies). */
+export function inState(pids: number[], state: string): number[] {
+  return pids.filter((p) => {
+    const s = readOr(`/proc/${p}/stat`);
+    return s !== undefined && s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3) === state;
+  });
+}
+
+/** Pids of every process whose command line contains `text` (e.g. a daemon's runtime dir). */
+export function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    const cmd = readOr(`/proc/${p}/cmdline`);
+    if (cmd?.includes(text)) out.push(Number(p));
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, release } from "node:os";
 import { join } from "node:path";
 import { fmt, type Summary } from "./stats.js";
@@ -53,6 +53,15 @@ export function renderTable(rows: Row[]): string {
   return lines.join("\n");
 }
 
+/** /proc/loadavg's first three fields (1, 5 and 15 minute load averages). */
+export function loadavg(): string {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+
 function firstLine(cmd: string, args: string[]): string | undefined {
   try {
     return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n")[0]!.trim();
@@ -68,7 +77,7 @@ export function machine(): Record<string, unknown> {
     memBytes: totalmem(),
     kernel: release(),
     node: process.version,
-    loadavg: firstLine("cat", ["/proc/loadavg"]),
+    loadavg: loadavg(),
     versions: {
       node: process.version,
       kernel: release(),
@@ -80,18 +89,22 @@ export function machine(): Record<string, unknown> {
   };
 }
 
-export function writeResults(dir: string, rows: Row[], extra: Record<string, unknown>): string {
+export function writeResults(dir: string, rows: Row[], extra: Record<string, unknown> & { loads?: Record<string, string> }): string {
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const path = join(dir, `bench-${stamp}.json`);
   const m = machine();
   writeFileSync(path, JSON.stringify({ machine: m, ...extra, rows: rows.map((r) => ({ ...r, ratio: ratio(r) })) }, null, 2));
-  writeFileSync(join(dir, `bench-${stamp}.md`), `${describe(m)}\n\n${renderTable(rows)}\n`);
+  writeFileSync(join(dir, `bench-${stamp}.md`), `${describe(m, extra.loads)}\n\n${renderTable(rows)}\n`);
   return path;
 }
 
-/** One line naming the machine and the peers' versions, printed above the table. */
-export function describe(m: Record<string, unknown> = machine()): string {
+/**
+ * One line naming the machine and the peers' versions, printed above the table; `loads` are
+ * the load averages seen at the start of each scenario (and at the end).
+ */
+export function describe(m: Record<string, unknown> = machine(), loads: Record<string, string> = {}): string {
   const v = m["versions"] as Record<string, string>;
-  return `machine: ${m["cpus"]} x ${m["cpuModel"]}, ${Math.round(Number(m["memBytes"]) / 2 ** 30)} GiB, kernel ${v["kernel"]}, node ${v["node"]}, grpc-js ${v["grpcJs"]}, ${v["runc"]}, ${v["crun"]}, load ${m["loadavg"]}`;
+  const during = Object.entries(loads).map(([k, l]) => `${k} ${l}`).join("; ");
+  return `machine: ${m["cpus"]} x ${m["cpuModel"]}, ${Math.round(Number(m["memBytes"]) / 2 ** 30)} GiB, kernel ${v["kernel"]}, node ${v["node"]}, grpc-js ${v["grpcJs"]}, ${v["runc"]}, ${v["crun"]}, load (1/5/15 min) at the end ${m["loadavg"]}${during ? `; at the start of each scenario: ${during}` : ""}`;
 }

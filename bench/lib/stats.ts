@@ -57,23 +57,37 @@ export async function measurePair(
 
 export const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 
-/** One contender of an interleaved measurement: `run` is timed, `after` (cleanup) is not. */
+/**
+ * One contender of an interleaved measurement: `run` is timed, `after` (cleanup) is not. With
+ * `selfTimed`, `run` resolves with its own duration in ms (measured where the work happens,
+ * e.g. in the floor server) and that is the sample.
+ */
 export interface Contender {
   run: () => Promise<unknown>;
   after?: () => Promise<unknown>;
+  selfTimed?: boolean;
 }
 
 /**
- * Measures several contenders interleaved in rounds (each round runs each once, in order), so
- * drift on a shared machine hits all alike. Returns one summary per contender.
+ * Measures several contenders interleaved in rounds (each round runs each once), so drift on a
+ * shared machine hits all alike. Each round runs them in a new random order, so that no
+ * contender always follows the same one (what ran just before can matter: e.g. a Start is
+ * slower after a quiet spell without cgroup joins, see floors/cgroup-join.ts). Returns one
+ * summary per contender, in the order given.
  */
 export async function measureRounds(runs: number, contenders: Contender[], warmup = Math.min(10, runs)): Promise<Summary[]> {
   const samples: number[][] = contenders.map(() => []);
+  const order = contenders.map((_, k) => k);
   for (let i = 0; i < warmup + runs; i++) {
-    for (const [k, c] of contenders.entries()) {
+    for (let j = order.length - 1; j > 0; j--) {
+      const r = Math.floor(Math.random() * (j + 1));
+      [order[j], order[r]] = [order[r]!, order[j]!];
+    }
+    for (const k of order) {
+      const c = contenders[k]!;
       const t = nowMs();
-      await c.run();
-      const dt = nowMs() - t;
+      const r = await c.run();
+      const dt = c.selfTimed ? (r as number) : nowMs() - t;
       if (i >= warmup) samples[k]!.push(dt);
       if (c.after) await c.after();
     }
