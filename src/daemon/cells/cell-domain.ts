@@ -614,10 +614,13 @@ export class CellDomain implements ExecutableDirectory {
   private async terminate(cell: CellRecord, exe: Executable): Promise<void> {
     const dir = this.driver.executableDir(cell.name, exe.executableName);
     const tracker = this.driver.tracker;
+    // A namespace holder is stopped last, with nothing left to be graceful to; SIGTERM could
+    // even be lost (its shell, pid 1 of the namespace before it becomes catatonit, ignores it).
+    const grace = cell.holder === exe ? 0 : this.stopGraceMs;
     if (exe.state === "running" || tracker.procs(dir).length > 0) {
-      tracker.signalAll(dir, "SIGTERM");
-      const deadline = Date.now() + this.stopGraceMs;
-      let empty = await tracker.waitEmpty(dir, this.stopGraceMs);
+      if (grace > 0) tracker.signalAll(dir, "SIGTERM");
+      const deadline = Date.now() + grace;
+      let empty = grace > 0 && (await tracker.waitEmpty(dir, grace));
       if (!empty) {
         await tracker.killAll(dir);
         empty = await tracker.waitEmpty(dir, KILL_TIMEOUT_MS);
