@@ -248,7 +248,7 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     const r = await h.domain.start({ cellName: "x1", name: "quick", command: "echo out; echo err >&2; exit 7", description: "d" });
     assert.equal(await h.output("x1", "quick"), "out\n");
     assert.equal(await h.output("x1", "quick", "stderr"), "err\n");
-    await eventually(() => h.domain.list().find((c) => c.spec.name === "x1")!.executables[0]?.state === "exited", "exited state");
+    await eventually(() => h.domain.list().find((c) => c.spec.name === "x1")!.executables[0]?.state === "exited", "exited state", 10_000);
     assert.deepEqual(h.domain.list().find((c) => c.spec.name === "x1")!.executables, [
       { name: "quick", command: "echo out; echo err >&2; exit 7", description: "d", pid: r.pid, hostPid: r.pid, state: "exited", exitCode: 7, uid: 0, gid: 0 },
     ]);

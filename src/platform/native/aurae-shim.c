@@ -176,11 +176,10 @@ static void child(int pipe_fd, char **argv) {
     if (setgid((gid_t)gid) < 0) child_fail(pipe_fd, "setgid");
   }
   if (uid >= 0 && setuid((uid_t)uid) < 0) child_fail(pipe_fd, "setuid");
-  // The program starts with default signal dispositions and an empty mask.
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, NULL);
+  // The program starts with default signal dispositions and an empty mask. exec resets every
+  // handled signal; of the ignored ones (which exec keeps) the shim ignores only SIGPIPE, and it
+  // and the spawner start with defaults (libuv resets them before exec).
+  signal(SIGPIPE, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);

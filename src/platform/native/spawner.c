@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int shim_main(int argc, char **argv, int detach);
@@ -39,13 +41,24 @@ struct pending {
 };
 
 static struct pending pending[MAX_PENDING];
-static int wake[2]; // SIGCHLD wakes poll through this pipe
+static int wake[2]; // SIGCHLD wakes poll through this pipe, carrying the pid that exited
 
-static void on_sigchld(int sig) {
+// waitpid(-1) scans every child (O(children): ~0.5 ms with 10,000 shims), so shims are reaped by
+// the pid their SIGCHLD names; signals that arrive together coalesce, so a full sweep also runs
+// at most once a second to reap whatever was not named.
+static void on_sigchld(int sig, siginfo_t *info, void *ctx) {
   (void)sig;
+  (void)ctx;
   int e = errno;
-  (void)!write(wake[1], "c", 1);
+  pid_t pid = info ? info->si_pid : 0;
+  (void)!write(wake[1], &pid, sizeof pid);
   errno = e;
+}
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void write_all(int fd, const char *buf, size_t n) {
@@ -130,7 +143,7 @@ static void start(char *req, size_t len) {
       _exit(1);
     }
     if (dup2(null, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup2(rp[1], 3) < 0) _exit(1);
-    for (int fd = 4; fd < 1024; fd++) close(fd);
+    syscall(SYS_close_range, 4, ~0U, 0);
     char **argv = calloc((size_t)nargs + 2, sizeof *argv);
     char **env = calloc((size_t)nenv + 1, sizeof *env);
     if (!argv || !env) _exit(1);
@@ -166,9 +179,11 @@ int spawner_main(void) {
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) return 1;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigchld;
-  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sa.sa_sigaction = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP | SA_SIGINFO;
   sigaction(SIGCHLD, &sa, NULL);
+  long long swept = mono_ms();
+  int unnamed = 0;
 
   char *buf = malloc(MAX_REQUEST + 4);
   size_t have = 0;
@@ -189,16 +204,26 @@ int spawner_main(void) {
       pfd[np].events = POLLIN;
       map[np++] = k;
     }
-    if (poll(pfd, (nfds_t)np, -1) < 0) {
+    if (poll(pfd, (nfds_t)np, unnamed ? 1000 : -1) < 0) {
       if (errno == EINTR) continue;
       return 1;
+    }
+    if (unnamed && mono_ms() - swept >= 1000) {
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+      swept = mono_ms();
+      unnamed = 0;
     }
     for (int k = 0; k < np; k++) {
       if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       if (map[k] == -2) {
-        char drain[64];
-        while (read(wake[0], drain, sizeof drain) > 0) {}
-        while (waitpid(-1, NULL, WNOHANG) > 0) {} // shims that finished
+        pid_t pids[64];
+        ssize_t n;
+        while ((n = read(wake[0], pids, sizeof pids)) > 0) {
+          for (ssize_t j = 0; j < n / (ssize_t)sizeof(pid_t); j++) {
+            if (pids[j] > 0) waitpid(pids[j], NULL, WNOHANG);
+          }
+        }
+        unnamed = 1; // a coalesced signal may have named only one of several: sweep soon
       } else if (map[k] == -1) {
         ssize_t n = read(0, buf + have, MAX_REQUEST + 4 - have);
         if (n <= 0) {
