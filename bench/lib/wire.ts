@@ -66,6 +66,11 @@ export interface Observe {
    * many lines per response (extension max_lines_per_message); 0 is Aurae's one line per response.
    */
   drain(pid: number, cellName: string | undefined, channel?: "stdout" | "stderr", perMessage?: number): Promise<StreamResult>;
+  /**
+   * The same, read as bytes (the SDK's readOutput, what `aer observe output` prints from): no
+   * string or object per line; lines counted by the decoder, bytes by each chunk's length.
+   */
+  drainBytes(pid: number, cellName: string | undefined, channel?: "stdout" | "stderr", perMessage?: number): Promise<StreamResult>;
   close(): void;
 }
 
@@ -96,6 +101,23 @@ export function observeClient(d: TestDaemon, opts: { channelOptions?: Record<str
         if (r.messages++ === 0) r.firstAt = nowMs();
         if (m.item) count(m.item);
         for (const item of m.items) count(item);
+      }
+      r.endAt = nowMs();
+      return r;
+    },
+    async drainBytes(pid, cellName, channel = "stdout", perMessage = 1024) {
+      const r: StreamResult = { bytes: 0, lines: 0, dropped: 0, messages: 0, firstAt: 0, endAt: 0 };
+      const stream = c.readOutput({
+        processId: pid,
+        channelType: channel === "stdout" ? LogChannelType.LOG_CHANNEL_TYPE_STDOUT : LogChannelType.LOG_CHANNEL_TYPE_STDERR,
+        cellName,
+        maxLinesPerMessage: perMessage,
+      });
+      for await (const chunk of stream) {
+        if (r.messages++ === 0) r.firstAt = nowMs();
+        r.bytes += chunk.text.length;
+        r.lines += chunk.lines;
+        r.dropped += chunk.droppedBefore;
       }
       r.endAt = nowMs();
       return r;

@@ -20,15 +20,16 @@ const RETAIN_BYTES = 256 * 1024 * 1024;
 /** auraed's default `--output-retention` */
 const DEFAULT_RETAIN_BYTES = 8 * 1024 * 1024;
 /**
- * The batched reader's HTTP/2 receive window (grpc-js channel option; its default is 64 KiB): the
- * daemon may send this much before the reader has to grant more. A 1 MiB window was faster (by
- * about 20% in the median) with less CPU per MB on both sides in most same-run comparisons here;
- * the default-window row shows the difference in each run.
+ * The HTTP/2 receive window the SDK sets (src/client/transport.ts; grpc-js's own default is 64
+ * KiB): the daemon may send this much before the reader has to grant more. The transport floor
+ * uses it too; the small-window row shows what grpc-js's default would cost.
  */
 const WINDOW = { "grpc-node.flow_control_window": 1024 * 1024 };
+const SMALL_WINDOW = { "grpc-node.flow_control_window": 65535 };
 
-const BATCHED = `Output streaming, batched (${PER_MESSAGE} lines per response): 100-byte lines to one GetSubProcessStream reader vs a pipe into Node`;
-const DEFAULT_WINDOW = "Output streaming, batched, grpc-js's default 64 KiB flow-control window (info)";
+const BATCHED = `Output streaming, batched (${PER_MESSAGE} lines per response), read as bytes: 100-byte lines to one GetSubProcessStream reader vs a pipe into Node`;
+const ITEMS = `Output streaming, batched, read as LogItems (a string and an object per line) vs the same pipe`;
+const DEFAULT_WINDOW = "Output streaming, batched, read as bytes, with grpc-js's default 64 KiB flow-control window (info)";
 const PER_LINE = "Output streaming, one line per response (Aurae's form) vs the same pipe";
 const DEFAULT_RETENTION = "Output streaming, batched, with the default 8 MiB retention (one run; info)";
 const TRANSPORT = "grpc-js alone: the same batched responses, pre-encoded, not decoded, over the same mTLS socket (info)";
@@ -40,6 +41,8 @@ const LINE = "x".repeat(99);
 interface Form {
   /** 0 = one line per response */
   perMessage: number;
+  /** how the reader takes the stream: chunks of bytes (readOutput) or LogItems (getSubProcessStream) */
+  bytes: boolean;
   mbps: number[];
   daemonCpu: number[];
   readerCpu: number[];
@@ -50,30 +53,33 @@ interface Form {
   messages: number;
 }
 
-const form = (perMessage: number): Form => ({ perMessage, mbps: [], daemonCpu: [], readerCpu: [], delivered: 0, expected: 0, dropped: 0, lines: 0, messages: 0 });
+const form = (perMessage: number, bytes: boolean): Form => ({ perMessage, bytes, mbps: [], daemonCpu: [], readerCpu: [], delivered: 0, expected: 0, dropped: 0, lines: 0, messages: 0 });
 
 /**
  * An executable writes `bytes` of 100-byte lines (`yes | head -c`) into its output file, read by
- * one GetSubProcessStream reader in this process through the SDK (batched: with a 1 MiB HTTP/2
- * window; also read with the SDK's defaults, as an info row); floor: the same command spawned
- * from Node with stdout piped into a Node reader (this process) counting bytes and lines. All
- * are timed from the first byte received to the end of the stream (the command first sleeps
- * 100 ms so that the reader is attached before output starts). The writer fills its file at
- * memory speed, faster than any reader, so the stream daemon runs with `--output-retention`
- * above the burst (else most of it is freed before it is read: the default-retention row shows
- * how much). CPU: the daemon's utime+stime from /proc before Start and after the end; the
- * reader's is this process's (`process.cpuUsage`: grpc-js, TLS, HTTP/2, decoding, counting).
- * Info row "grpc-js alone": the same batched responses sent by a bare grpc-js server process
- * from memory and received without decoding, the share of the cost the product cannot remove.
- * Floor, batched (both windows), per-line and transport runs are interleaved, after an uncounted
- * warm-up stream in each form. MB = 10^6 bytes.
+ * one GetSubProcessStream reader in this process through the SDK with its defaults: as bytes
+ * (readOutput, what `aer observe output` prints from; the aim's row) and as LogItems
+ * (getSubProcessStream, a string and an object per line); also the bytes reader with grpc-js's
+ * default 64 KiB window, and Aurae's one line per response, as info rows. Floor: the same
+ * command spawned from Node with stdout piped into a Node reader (this process) counting bytes
+ * and lines. All are timed from the first byte received to the end of the stream (the command
+ * first sleeps 100 ms so that the reader is attached before output starts). The writer fills
+ * its file at memory speed, faster than any reader, so the stream daemon runs with
+ * `--output-retention` above the burst (else most of it is freed before it is read: the
+ * default-retention row shows how much). CPU: the daemon's utime+stime from /proc before Start
+ * and after the end; the reader's is this process's (`process.cpuUsage`: grpc-js, TLS, HTTP/2,
+ * decoding, counting). Info row "grpc-js alone": the same batched responses sent by a bare
+ * grpc-js server process from memory and received without decoding, the share of the cost the
+ * product cannot remove. Floor, the readers and the transport runs are interleaved, after an
+ * uncounted warm-up stream in each form. MB = 10^6 bytes.
  */
 export async function run(b: BenchContext): Promise<Row[]> {
   const bytes = b.quick ? 10_000_000 : 200_000_000;
   const runs = b.quick ? 2 : 3;
   const command = `sleep 0.1; yes ${LINE} | head -c ${bytes}`;
   const allRows = (): Array<[string, Row["unit"]]> => [
-    [BATCHED, "MB/s"], [cpuRow("batched", "Daemon"), "ms/MB"], [cpuRow("batched", "Reader"), "ms/MB"], [DEFAULT_WINDOW, "MB/s"],
+    [BATCHED, "MB/s"], [cpuRow("batched, read as bytes", "Daemon"), "ms/MB"], [cpuRow("batched, read as bytes", "Reader"), "ms/MB"],
+    [ITEMS, "MB/s"], [cpuRow("batched, read as LogItems", "Daemon"), "ms/MB"], [cpuRow("batched, read as LogItems", "Reader"), "ms/MB"], [DEFAULT_WINDOW, "MB/s"],
     [PER_LINE, "MB/s"], [cpuRow("one line per response", "Daemon"), "ms/MB"], [cpuRow("one line per response", "Reader"), "ms/MB"],
     [DEFAULT_RETENTION, "MB/s"], [TRANSPORT, "MB/s"],
   ];
@@ -81,38 +87,40 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   const floor: number[] = [];
   const floorCpu: number[] = [];
-  const batched = form(PER_MESSAGE);
-  const smallWindow = form(PER_MESSAGE);
-  const perLine = form(0);
+  const batched = form(PER_MESSAGE, true);
+  const itemsForm = form(PER_MESSAGE, false);
+  const smallWindow = form(PER_MESSAGE, true);
+  const perLine = form(0, false);
   let defaults: Form | undefined;
   const transport: TransportRun[] = [];
   let transportServer: Awaited<ReturnType<typeof startTransportFloor>> | undefined;
   const cells = cellsClient(d);
-  const observe = observeClient(d); // the SDK's defaults
-  const windowed = observeClient(d, { channelOptions: WINDOW });
+  const observe = observeClient(d); // the SDK's defaults (its 1 MiB window)
+  const small = observeClient(d, { channelOptions: SMALL_WINDOW });
   const cell = uniqueName("bench-stream");
   try {
     await cells.allocate({ name: cell });
     transportServer = await startTransportFloor(d, bytes);
     // warm-up (not counted): the daemon's and this process's JIT, both readers' connections
     const warm = `yes ${LINE} | head -c ${Math.min(bytes, 20_000_000)}`;
-    for (const [reader, perMessage] of [[windowed, PER_MESSAGE], [observe, 0]] as const) {
-      await streamOnce(d, cells, reader, cell, warm, Math.min(bytes, 20_000_000), form(perMessage));
+    for (const f of [form(PER_MESSAGE, true), form(PER_MESSAGE, false), form(0, false)]) {
+      await streamOnce(d, cells, observe, cell, warm, Math.min(bytes, 20_000_000), f);
     }
     for (let i = 0; i < runs; i++) {
       const f = await pipeFloor(command);
       if (f.bytes !== bytes) throw new Error(`pipe floor read ${f.bytes} bytes, expected ${bytes}`);
       floor.push(f.bytes / 1e6 / ((f.endAt - f.firstAt) / 1000));
       floorCpu.push(f.cpuMs / (f.bytes / 1e6));
-      await streamOnce(d, cells, windowed, cell, command, bytes, batched);
-      await streamOnce(d, cells, observe, cell, command, bytes, smallWindow);
+      await streamOnce(d, cells, observe, cell, command, bytes, batched);
+      await streamOnce(d, cells, observe, cell, command, bytes, itemsForm);
+      await streamOnce(d, cells, small, cell, command, bytes, smallWindow);
       await streamOnce(d, cells, observe, cell, command, bytes, perLine);
       transport.push(await transportServer.run());
     }
     // one run against the shared daemon, which has the default retention
-    defaults = form(PER_MESSAGE);
+    defaults = form(PER_MESSAGE, true);
     const dc = cellsClient(b.daemon);
-    const dob = observeClient(b.daemon, { channelOptions: WINDOW });
+    const dob = observeClient(b.daemon);
     const dcell = uniqueName("bench-stream");
     try {
       await dc.allocate({ name: dcell });
@@ -129,7 +137,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
     await cells.free(cell).catch(() => undefined);
     cells.close();
     observe.close();
-    windowed.close();
+    small.close();
     await transportServer?.close();
     await d.stop();
     const dirty = await checkClean(d.cgroupParent);
@@ -143,6 +151,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
     `delivered ${((100 * x.delivered) / x.expected).toFixed(1)}%, dropped ${x.dropped} lines (reported by the daemon), ${(x.lines / Math.max(1, x.messages)).toFixed(1)} lines per response`;
   const ratioOf = (s: Summary) => s.p50 / fl.p50;
   const bs = summarize(batched.mbps);
+  const is = summarize(itemsForm.mbps);
   const ls = summarize(perLine.mbps);
   rows.unshift(
     {
@@ -152,24 +161,33 @@ export async function run(b: BenchContext): Promise<Row[]> {
       unit: "MB/s",
       aim: ">= 0.5x",
       met: ratioOf(bs) >= 0.5 && batched.delivered === batched.expected,
-      note: `${size}; ${retention}; reader: the SDK with a 1 MiB HTTP/2 flow-control window (grpc-node.flow_control_window); ${delivery(batched)}`,
+      note: `${size}; ${retention}; reader: the SDK's readOutput with its defaults (1 MiB HTTP/2 window), as \`aer observe output\` reads: chunks of line bytes, like the pipe reader's; ${delivery(batched)}`,
       extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, window: WINDOW, ...counts(batched) },
     },
-    ...cpuRows("batched", batched, flCpu),
+    ...cpuRows("batched, read as bytes", batched, flCpu),
+    {
+      scenario: ITEMS,
+      product: is,
+      floor: fl,
+      unit: "MB/s",
+      note: `${size}; reader: the SDK's getSubProcessStream (LogItem objects, each line decoded into a string), for code that looks at each line; ${delivery(itemsForm)}`,
+      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, ...counts(itemsForm) },
+    },
+    ...cpuRows("batched, read as LogItems", itemsForm, flCpu),
     {
       scenario: DEFAULT_WINDOW,
       product: summarize(smallWindow.mbps),
       floor: fl,
       unit: "MB/s",
-      note: `the same batched stream read through the SDK's defaults (what \`aer observe output\` gets today); daemon ${summarize(smallWindow.daemonCpu).p50.toFixed(2)} ms/MB, reader ${summarize(smallWindow.readerCpu).p50.toFixed(2)} ms/MB; ${delivery(smallWindow)}`,
-      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, daemonCpu: summarize(smallWindow.daemonCpu), readerCpu: summarize(smallWindow.readerCpu), ...counts(smallWindow) },
+      note: `the same bytes reader with "grpc-node.flow_control_window" 65535 (what the SDK would get without its own setting); daemon ${summarize(smallWindow.daemonCpu).p50.toFixed(2)} ms/MB, reader ${summarize(smallWindow.readerCpu).p50.toFixed(2)} ms/MB; ${delivery(smallWindow)}`,
+      extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: PER_MESSAGE, window: SMALL_WINDOW, daemonCpu: summarize(smallWindow.daemonCpu), readerCpu: summarize(smallWindow.readerCpu), ...counts(smallWindow) },
     },
     {
       scenario: PER_LINE,
       product: ls,
       floor: fl,
       unit: "MB/s",
-      note: `${size}; ${retention}; reader: the SDK's defaults; ${delivery(perLine)}; what Aurae's clients get (they never set max_lines_per_message)`,
+      note: `${size}; ${retention}; reader: the SDK's getSubProcessStream; ${delivery(perLine)}; what Aurae's clients get (they never set max_lines_per_message)`,
       extra: { bytes, runs, retainBytes: RETAIN_BYTES, perMessage: 0, ...counts(perLine) },
     },
     ...cpuRows("one line per response", perLine, flCpu),
@@ -217,7 +235,7 @@ function cpuRows(name: string, x: Form, flCpu: Summary): Row[] {
       product: summarize(x.readerCpu),
       floor: flCpu,
       unit: "ms/MB",
-      note: "per MB delivered; this process (the SDK's ObserveServiceClient): TLS, HTTP/2, gRPC framing, decoding into LogItems, counting lines and bytes",
+      note: `per MB delivered; this process (the SDK's ObserveServiceClient): TLS, HTTP/2, gRPC framing, ${x.bytes ? "moving each response's lines into one buffer (readOutput)" : "decoding into LogItems"}, counting lines and bytes`,
     },
   ];
 }
@@ -231,7 +249,7 @@ async function streamOnce(d: TestDaemon, cells: Cells, observe: Observe, cell: s
   const timeoutMs = Math.max(60_000, bytes / 1000); // at least 1 MB/s
   try {
     const r = await withTimeout(
-      observe.drain(started.pid, cell, "stdout", x.perMessage),
+      x.bytes ? observe.drainBytes(started.pid, cell, "stdout", x.perMessage) : observe.drain(started.pid, cell, "stdout", x.perMessage),
       timeoutMs,
       `stream of ${bytes} bytes did not end within ${timeoutMs} ms`,
     );

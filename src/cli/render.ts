@@ -9,6 +9,8 @@ import { AuraeClientError, statusName } from "../client/errors.js";
 export interface Result {
   data: unknown;
   human: string;
+  /** bytes printed as they are instead of `human` (an executable's output, newlines included) */
+  raw?: Buffer;
   /** exit status when the command succeeded but the answer is "no" (e.g. health NOT_SERVING) */
   exitCode?: number;
 }
@@ -100,18 +102,35 @@ export function toJson(data: unknown, pretty: boolean): string {
  */
 export async function render(out: Output, opts: { json: boolean; stdout?: NodeJS.WritableStream }): Promise<number> {
   const stdout = opts.stdout ?? process.stdout;
-  const print = (r: Result, pretty: boolean) => {
+  /** false when stdout's buffer is full: a stream then waits for it to drain (output is not piled up in memory) */
+  const print = (r: Result, pretty: boolean): boolean => {
+    if (!opts.json && r.raw) return r.raw.length === 0 || stdout.write(r.raw);
     const text = opts.json ? toJson(r.data, pretty) : r.human;
-    if (text.length > 0) stdout.write(text.endsWith("\n") ? text : text + "\n");
+    return text.length === 0 || stdout.write(text.endsWith("\n") ? text : text + "\n");
   };
   if (isStream(out)) {
     let code = 0;
     for await (const r of out) {
-      print(r, false);
+      if (!print(r, false)) await drained(stdout);
       if (r.exitCode !== undefined) code = r.exitCode;
     }
     return code;
   }
   print(out, true);
   return out.exitCode ?? 0;
+}
+
+/** Resolves once `w` drained, or closed (a reader that went away ends the command elsewhere). */
+function drained(w: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off("drain", done);
+      w.off("close", done);
+      w.off("error", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+    w.on("error", done);
+  });
 }

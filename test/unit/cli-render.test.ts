@@ -118,6 +118,36 @@ describe("errors and exit statuses", () => {
     assert.equal(code, 0);
     assert.equal(s, '{"a":1}\n{"b":[2]}\n');
   });
+
+  test("raw bytes print as they are, and a stream waits for a slow stdout instead of piling up", async () => {
+    const out = new PassThrough({ highWaterMark: 1024 });
+    let produced = 0;
+    let maxAhead = 0;
+    const chunk = Buffer.from("y".repeat(999) + "\n");
+    const rendering = render(
+      (async function* () {
+        for (let i = 0; i < 200; i++) {
+          produced++;
+          maxAhead = Math.max(maxAhead, out.writableLength);
+          yield { data: {}, human: "not this", raw: chunk };
+        }
+      })(),
+      { json: false, stdout: out },
+    );
+    // a slow reader: what is buffered, every millisecond
+    const got: Buffer[] = [];
+    let bytes = 0;
+    while (bytes < 200 * chunk.length) {
+      await new Promise((r) => setTimeout(r, 1));
+      for (let b: Buffer | null; (b = out.read() as Buffer | null) !== null; ) {
+        got.push(b);
+        bytes += b.length;
+      }
+    }
+    assert.equal(await rendering, 0);
+    assert.ok(Buffer.concat(got).equals(Buffer.concat(Array.from({ length: 200 }, () => chunk))), "the bytes come out unchanged");
+    assert.ok(maxAhead <= 4 * chunk.length, `render kept at most a few chunks unwritten (${maxAhead} bytes)`);
+  });
 });
 
 describe("shell completion", () => {

@@ -6,6 +6,7 @@ import {
   type GetPosixSignalsStreamRequest,
   type GetSubProcessStreamRequest,
   type LogItem,
+  type OutputChunk,
 } from "../../client/services/observe.js";
 import { constants } from "node:os";
 import { example, type Runner } from "../command.js";
@@ -53,6 +54,14 @@ async function* items<T extends { item?: LogItem | undefined; items?: LogItem[] 
   }
 }
 
+/** An executable's output as it was written, with a note where the daemon dropped lines. */
+async function* chunks(stream: AsyncIterable<OutputChunk>): AsyncGenerator<Result> {
+  for await (const c of stream) {
+    const raw = c.droppedBefore > 0 ? Buffer.concat([Buffer.from(`[${c.droppedBefore} line(s) dropped]\n`), c.text]) : c.text;
+    yield { data: c, human: "", raw };
+  }
+}
+
 export function observeCommand(run: Runner): Command {
   const observe = new Command("observe").description("stream the daemon's log, executables' output and signals (until the stream ends or Ctrl-C)");
 
@@ -73,9 +82,12 @@ export function observeCommand(run: Runner): Command {
       .option("--stderr", "stream stderr instead of stdout")
       .option("--cell <name>", "the cell owning the pid (needed for namespace pids of isolated cells)")
       .action(
-        run<{ stderr?: boolean; cell?: string }>(async (ctx, [pid], o) =>
-          items(new ObserveServiceClient(ctx.client).getSubProcessStream(outputRequest(Number(pid), o), ctx.streamCall)),
-        ),
+        run<{ stderr?: boolean; cell?: string }>(async (ctx, [pid], o) => {
+          const observe = new ObserveServiceClient(ctx.client);
+          // --json: a document per line; else the output's bytes as they are, no string per line
+          if (ctx.global.json) return items(observe.getSubProcessStream(outputRequest(Number(pid), o), ctx.streamCall));
+          return chunks(observe.readOutput(outputRequest(Number(pid), o), ctx.streamCall));
+        }),
       ),
     "aer observe output 4242",
     "aer observe output 7 --cell web --stderr",

@@ -12,11 +12,13 @@ import {
 import type { AuraeStream, CallOptions } from "../call.js";
 import type { AuraeClient } from "../client.js";
 import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
+import { decodeOutputChunks, type OutputChunk } from "../output-chunk-decoder.js";
 import { ServiceClientBase, type GeneratedClientCtor } from "./base.js";
 
 // Every message, enum and helper of the service, for `observe.Cell.fromPartial(...)`-style use;
 // the typed client below replaces the generated grpc-js client of the same name.
 export * from "../../api/aurae/observe/v0/observe.js";
+export type { OutputChunk } from "../output-chunk-decoder.js";
 
 const SERVICE = "aurae.observe.v0.ObserveService";
 
@@ -29,6 +31,8 @@ const RawObserveServiceClient = makeGenericClientConstructor(
     ...ObserveServiceService,
     getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseDeserialize: decodeDaemonLogStreamResponse },
     getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeSubProcessStreamResponse },
+    // the same RPC, its responses read as bytes (readOutput)
+    readSubProcessOutput: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeOutputChunks },
   },
   SERVICE,
 );
@@ -59,6 +63,34 @@ export class ObserveServiceClient extends ServiceClientBase {
    */
   getSubProcessStream(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<GetSubProcessStreamResponse> {
     return this.stream("getSubProcessStream", "GetSubProcessStream", GetSubProcessStreamRequest.fromPartial(req ?? {}), opts);
+  }
+  /**
+   * The same stream as `getSubProcessStream`, read as bytes: chunks of lines, each line ending
+   * in "\n", as the executable wrote them, with the count of lines dropped before a chunk. For
+   * readers that forward output rather than look at each line: no string or object per line
+   * (`aer observe output` prints from it). Asks for batched responses (`maxLinesPerMessage`, 1024
+   * unless given); a daemon without the extension sends one line per response, which works too.
+   *
+   * @example
+   * for await (const chunk of observe.readOutput({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) {
+   *   process.stdout.write(chunk.text);
+   * }
+   */
+  readOutput(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<OutputChunk> {
+    const request = GetSubProcessStreamRequest.fromPartial({ ...req, maxLinesPerMessage: req.maxLinesPerMessage ?? 1024 });
+    const responses = this.stream<OutputChunk[]>("readSubProcessOutput", "GetSubProcessStream", request, opts);
+    const stream: AuraeStream<OutputChunk> = {
+      async *[Symbol.asyncIterator]() {
+        for await (const chunks of responses) yield* chunks;
+      },
+      cancel: () => responses.cancel(),
+      async toArray() {
+        const out: OutputChunk[] = [];
+        for await (const c of stream) out.push(c);
+        return out;
+      },
+    };
+    return stream;
   }
   /** Signals generated on the host, or delivered into one cell with a CELL workload. */
   getPosixSignalsStream(req: DeepPartial<GetPosixSignalsStreamRequest> = {}, opts?: CallOptions): AuraeStream<GetPosixSignalsStreamResponse> {
