@@ -20,7 +20,15 @@ import { distFiles, hashFiles, packageFiles, runtimePackages, sha256File } from 
 const SHIM = "build/native/aurae-shim";
 
 /** Bump when the layout of the image changes, so cached images are rebuilt. */
-const BUILDER_VERSION = "5";
+const BUILDER_VERSION = "6";
+
+/**
+ * Host tools the guest's isolated cells need (src/platform/namespaces/holder.ts): util-linux's
+ * `unshare` (busybox's lacks `--kill-child`) and `catatonit`, copied at their host paths with
+ * their libraries. Missing ones are skipped with a note: the guest then refuses isolated cells
+ * with FAILED_PRECONDITION, as any host without them does.
+ */
+export const GUEST_TOOLS = ["/usr/bin/unshare", "/usr/bin/catatonit"];
 
 /** Where the guest finds things; the guest's pid1 boot reads GUEST_MODULE_LIST. */
 export const GUEST_APP_DIR = "/opt/aurae";
@@ -49,7 +57,7 @@ export interface BuildVmImageOptions {
   appDir?: string;
   /** The Node binary the guest runs; default: the one running this code. */
   nodeBinary?: string;
-  /** Host executables copied into the guest at the same path, with their libraries (e.g. `/usr/bin/catatonit`). */
+  /** More host executables copied into the guest at the same path, with their libraries (GUEST_TOOLS always are). */
   extraBinaries?: string[];
   /** The static busybox that provides /bin/sh and the usual tools in the guest. */
   busybox?: string;
@@ -249,7 +257,9 @@ async function buildBase(
   const node = realpathSync(opts.nodeBinary ?? process.execPath);
   const busybox = opts.busybox ?? "/bin/busybox";
   if (!existsSync(busybox)) throw new Error(`busybox not found at '${busybox}' (install busybox-static)`);
-  const extras = (opts.extraBinaries ?? []).filter((b) => existsSync(b));
+  const missingTools = GUEST_TOOLS.filter((b) => !existsSync(b));
+  if (missingTools.length > 0) progress({ step: "base", message: `not on this host: ${missingTools.join(", ")}; isolated cells will not start in the guest` });
+  const extras = [...new Set([...GUEST_TOOLS, ...(opts.extraBinaries ?? [])])].filter((b) => existsSync(b));
   const packages = runtimePackages(appDir);
   const dist = distFiles(join(appDir, "dist"));
   const compression = opts.compression ?? "none";

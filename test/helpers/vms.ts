@@ -89,10 +89,10 @@ export async function guestClients(address: string): Promise<GuestClients> {
 }
 
 /** The stdout lines of a guest process, until its stream ends (the process exited). */
-export function processOutput(observe: InstanceType<typeof ObserveServiceClient>, pid: number, timeoutMs = 60_000): Promise<string[]> {
+export function processOutput(observe: InstanceType<typeof ObserveServiceClient>, pid: number, timeoutMs = 60_000, cellName?: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const lines: string[] = [];
-    const stream = observe.getSubProcessStream({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT }, { deadline: Date.now() + timeoutMs });
+    const stream = observe.getSubProcessStream({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, cellName }, { deadline: Date.now() + timeoutMs });
     stream.on("data", (r: { item?: { line: string } }) => { if (r.item) lines.push(r.item.line.replace(/\n$/, "")); });
     stream.on("end", () => resolve(lines));
     stream.on("error", (e: Error) => reject(e));

@@ -97,6 +97,20 @@ describe("Aurae's VM scenario through the daemon", { skip: SKIP, timeout: 600_00
     await call(cells, cells.stop, { cellName: "limited", executableName: "sleeper" });
     await call(cells, cells.free, { cellName: "limited" });
     assert.equal((await call(cells, cells.list, {})).cells.find((n) => n.cell?.name === "limited"), undefined);
+
+    // An isolated cell in the guest: its own pid, mount, uts, ipc and network namespaces.
+    await call(cells, cells.allocate, { cell: Cell.fromPartial({ name: "iso", isolateProcess: true, isolateNetwork: true }) });
+    const look = await call(cells, cells.start, {
+      cellName: "iso",
+      executable: { name: "look", description: "", command: "hostname; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,; echo; ip link show lo | head -n 1" },
+    });
+    const seen = await processOutput(g.observe, look.pid, 60_000, "iso");
+    assert.equal(seen[0], "iso", `the cell's hostname: ${seen.join(" ; ")}`);
+    assert.ok(Number(seen[1]) > 0 && Number(seen[1]) < 8, `only the cell's processes in its /proc: ${seen.join(" ; ")}`);
+    assert.equal(seen[2], "lo,", `only lo in the cell's network namespace: ${seen.join(" ; ")}`);
+    assert.match(seen[3] ?? "", /\bUP\b/, `lo is up: ${seen.join(" ; ")}`);
+    await call(cells, cells.stop, { cellName: "iso", executableName: "look" });
+    await call(cells, cells.free, { cellName: "iso" });
     g.close();
     g = undefined;
 
