@@ -15,8 +15,8 @@
  *    never adopted or signalled.
  * 4. An isolated cell whose namespace holder is gone gets a new one (its processes died with
  *    the old namespaces).
- * 5. Internal cells of other services (VMs, `_vms/...`) are not persisted by those services yet:
- *    they are stopped and freed.
+ * 5. Internal cells of other services (VMs, `_vms/...`) are adopted like any cell, with their
+ *    executables; the service re-adopts what it recorded and frees the rest (vm-domain.ts).
  * 6. Leftovers: every cgroup under the daemon's parent that no record explains is a leftover.
  *    Its processes are killed, its directories removed, and both are logged. When an unreadable
  *    record's path does not say what it names (a long name stored under a hash), leftovers that
@@ -164,16 +164,7 @@ export async function adopt(domain: CellDomain, state: LoadedState, logger?: Log
     }
   }
 
-  // 5. other services' internal cells
-  for (const cell of [...domain.cells.values()]) {
-    if (!cell.internal || cell.parent || cell.name === EXECUTABLES_CELL) continue;
-    logger?.warn(`state: cell '${cell.name}' belongs to a service that does not re-adopt yet: stopping and freeing it`);
-    try {
-      await domain.free(cell.name);
-    } catch (err) {
-      logger?.error(`state: failed to free cell '${cell.name}': ${(err as Error).message}`);
-    }
-  }
+  // 5. other services' internal cells: kept for their service (see the rule above)
 
   // 6. leftovers (when an unreadable record does not say what it names, only empty ones: it may be theirs)
   const careful = state.problems.some((p) => !p.cellName);

@@ -317,9 +317,14 @@ export class CellDomain implements ExecutableDirectory {
       gid,
       internal: false,
     });
+    return this.processOf(cell, exe);
+  }
+
+  /** An executable as a CellProcess (what services that run processes in cells hold). */
+  private processOf(cell: CellRecord, exe: Executable): CellProcess {
     return {
-      cellName,
-      name,
+      cellName: cell.name,
+      name: exe.executableName,
       pid: exe.pid,
       hostPid: exe.hostPid,
       exited: exe.exited,
@@ -390,6 +395,21 @@ export class CellDomain implements ExecutableDirectory {
 
   hasCell(cellName: string): boolean {
     return this.cells.has(cellName);
+  }
+
+  /** The names of a cell's child cells (for services that own internal cells). */
+  childCells(cellName: string): string[] {
+    return [...(this.cells.get(cellName)?.children.keys() ?? [])].sort();
+  }
+
+  /**
+   * An executable already in a cell (one re-adopted after a restart), as spawnInCell would
+   * have returned it; undefined when there is none of that name.
+   */
+  adoptedProcess(cellName: string, name: string): CellProcess | undefined {
+    const cell = this.cells.get(cellName);
+    const exe = cell?.executables.get(name);
+    return cell && exe ? this.processOf(cell, exe) : undefined;
   }
 
   describeHostPid(hostPid: number): { cellName: string; reportedPid: number } | undefined {

@@ -34,6 +34,11 @@ export interface VmCells {
   allocate(spec: CellSpec, opts?: { internal?: boolean }): Promise<unknown>;
   free(name: string): Promise<void>;
   hasCell(name: string): boolean;
+  childCells(name: string): string[];
+  adoptedProcess(
+    cellName: string,
+    name: string,
+  ): { pid: number; hostPid: number; exited: Promise<VmmExit>; stop(): Promise<void>; stderrTail(maxBytes?: number): string } | undefined;
   spawnInCell(
     cellName: string,
     argv: string[],
@@ -49,6 +54,10 @@ export interface VmmLauncher {
   launch(id: string, argv: string[], run: number): Promise<VmmProcess>;
   /** Releases what prepare reserved. */
   release(id: string): Promise<void>;
+  /** The VMs whose resources an earlier daemon prepared and this one re-adopted (their ids). */
+  prepared?(): string[];
+  /** A QEMU an earlier daemon launched for `id` as executable `name` (re-adopted), if it is known. */
+  adopt?(id: string, name: string): VmmProcess | undefined;
   /** Releases what the launcher itself holds (the `_vms` parent cell). */
   close(): Promise<void>;
 }
@@ -89,6 +98,13 @@ export function cellLauncher(cells: VmCells): VmmLauncher {
     async release(id) {
       if (cells.hasCell(vmCellName(id))) await cells.free(vmCellName(id));
     },
+    prepared() {
+      return cells.childCells(VMS_CELL).map((c) => c.slice(VMS_CELL.length + 1));
+    },
+    adopt(id, name) {
+      const p = cells.adoptedProcess(vmCellName(id), name);
+      return p && { pid: p.hostPid, exited: p.exited, stop: () => p.stop(), stderrTail: () => p.stderrTail(STDERR_TAIL_BYTES).trim() };
+    },
     async close() {
       if (cells.hasCell(VMS_CELL)) await cells.free(VMS_CELL);
     },
@@ -116,6 +132,8 @@ export function processLauncher(graceMs = 5000): VmmLauncher {
       return vmm;
     },
     async release() {},
+    prepared: () => [],
+    adopt: () => undefined,
     async close() {},
   };
 }

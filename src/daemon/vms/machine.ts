@@ -116,6 +116,19 @@ export class MachineRun {
     }
   }
 
+  /**
+   * Takes over a run an earlier daemon started (its QEMU re-adopted by the cells domain):
+   * connects to its QMP socket again (QEMU accepts a new monitor client once the old one is
+   * gone) and checks that QEMU answers. Throws when it does not; the caller then kills it.
+   */
+  static async adopt(o: Omit<RunOptions, "signal" | "bootTimeoutMs">, vmm: VmmProcess, port: number): Promise<MachineRun> {
+    const run = new MachineRun({ ...o, signal: new AbortController().signal, bootTimeoutMs: 0 }, vmm);
+    run.port = port;
+    run.qmp = await QmpClient.connect(join(o.dir, "qmp.sock"));
+    await run.qmp.queryStatus(5000);
+    return run;
+  }
+
   private failure(what: string): StartError {
     const console = tail(this.consoleLog);
     const qemu = this.qemuStderr;

@@ -23,6 +23,7 @@ import { cellLauncher, processLauncher, type VmCells, type VmmLauncher } from ".
 import type { VmView } from "./spec.js";
 import { checkVmId, parseVirtualMachine } from "./validation.js";
 import { VmDomain } from "./vm-domain.js";
+import { VmStore } from "./vm-store.js";
 
 export interface VmServiceDeps {
   /** the cells domain: each VM's QEMU runs in its own cell `_vms/<id>` (without it: plain child processes) */
@@ -35,6 +36,8 @@ export interface VmServiceDeps {
   powerdownTimeoutMs?: number;
   /** default: the AURAE_VM_ACCEL environment variable (kvm|tcg), else detected */
   accel?: Accelerator;
+  /** default: `<runtime>/state/vms` when QEMU runs in cells */
+  store?: VmStore;
 }
 
 export interface VmsModule extends ServiceModule {
@@ -70,6 +73,8 @@ export function createVmService(ctx: DaemonContext, deps: VmServiceDeps = {}): V
     bootTimeoutMs: deps.bootTimeoutMs,
     powerdownTimeoutMs: deps.powerdownTimeoutMs,
     accel: deps.accel ?? accelFromEnv(),
+    // recorded for a restarted daemon when QEMU runs in cells (which the cells domain re-adopts)
+    store: deps.store ?? (launcher.kind === "cell" ? new VmStore(ctx.runtimeDir) : undefined),
   });
 
   const implementation = {
@@ -100,6 +105,7 @@ export function createVmService(ctx: DaemonContext, deps: VmServiceDeps = {}): V
     definition: VmServiceService,
     implementation,
     domain,
-    shutdown: () => domain.shutdown(),
+    shutdown: () => domain.shutdown({ keepWorkloads: ctx.keepWorkloads }),
+    abandon: () => domain.shutdown({ keepWorkloads: true }),
   };
 }

@@ -21,6 +21,7 @@ import { QmpError } from "../../platform/qemu/qmp.js";
 import type { VmmLauncher } from "./launcher.js";
 import { MachineRun, StartError } from "./machine.js";
 import type { VmSpec, VmState, VmView } from "./spec.js";
+import type { StoredVm, VmStore } from "./vm-store.js";
 
 export interface VmDomainOptions {
   launcher: VmmLauncher;
@@ -38,6 +39,8 @@ export interface VmDomainOptions {
   qemuBinary?: string;
   /** memory QEMU may use beyond the guest's RAM (cgroup memory.max headroom; default 384 MiB) */
   overheadMiB?: number;
+  /** where VMs are recorded for a restarted daemon (restore()); without it they are not */
+  store?: VmStore;
 }
 
 interface VmRecord {
@@ -50,6 +53,8 @@ interface VmRecord {
   stopping?: Promise<void>;
   runs: number;
   lastExit?: string;
+  /** the accelerator of the current run (recorded with it) */
+  accel?: Accelerator;
 }
 
 /** The cgroup limits of a VM's cell: guest RAM plus QEMU's overhead; one CPU per vCPU plus half for I/O. */
@@ -63,6 +68,8 @@ export function vmCellLimits(spec: VmSpec, overheadMiB: number): CellLimits {
 export class VmDomain {
   private readonly vms = new Map<string, VmRecord>();
   private closed = false;
+  /** shutdown with keepWorkloads: QEMU processes are let go, not watched (a closed monitor is not an exit) */
+  private lettingGo = false;
   private readonly o: Required<Pick<VmDomainOptions, "bootTimeoutMs" | "powerdownTimeoutMs" | "overheadMiB">> & VmDomainOptions;
 
   constructor(opts: VmDomainOptions) {
@@ -94,6 +101,7 @@ export class VmDomain {
       if (err instanceof AuraeError) throw new AuraeError(err.kind, `${action}: ${err.message}`);
       throw err;
     }
+    this.record(vm);
     return spec.id;
   }
 
@@ -130,6 +138,8 @@ export class VmDomain {
       vm.run = run;
       vm.state = "running";
       vm.starting = undefined;
+      vm.accel = verdict.accel;
+      this.record(vm);
       this.o.logger?.info(`vm '${id}' running`, { address: run.address, accel: verdict.accel, bootMs: Math.round(performance.now() - run.startedAt) });
       void run.ended().then((how) => this.onExit(vm, run, how));
       return run.address;
@@ -137,6 +147,7 @@ export class VmDomain {
       vm.starting = undefined;
       vm.state = "stopped";
       vm.lastExit = (err as Error).message;
+      this.record(vm);
       if (err instanceof StartError) {
         const m = `start vm '${id}': ${err.message}`;
         switch (err.reason) {
@@ -151,7 +162,7 @@ export class VmDomain {
   }
 
   private onExit(vm: VmRecord, run: MachineRun, how: string): void {
-    if (vm.run !== run) return;
+    if (vm.run !== run || this.lettingGo) return;
     vm.lastExit = how;
     if (vm.state === "running") {
       this.o.logger?.warn(`vm '${vm.spec.id}' stopped by itself (${how})`);
@@ -160,6 +171,7 @@ export class VmDomain {
     }
     vm.run = undefined;
     if (vm.state !== "stopping") vm.state = "stopped";
+    this.record(vm);
   }
 
   async stop(id: string): Promise<void> {
@@ -189,6 +201,7 @@ export class VmDomain {
       vm.run = undefined;
       vm.state = "stopped";
       vm.stopping = undefined;
+      this.record(vm);
     });
     return vm.stopping;
   }
@@ -202,6 +215,7 @@ export class VmDomain {
       await this.o.launcher.release(id);
     } finally {
       rmSync(this.runDir(id), { recursive: true, force: true });
+      this.o.store?.remove(id);
     }
   }
 
@@ -227,9 +241,21 @@ export class VmDomain {
     return out;
   }
 
-  /** Stops every VM (ACPI power-off, then kill) and frees them all. */
-  async shutdown(): Promise<void> {
+  /**
+   * Stops every VM (ACPI power-off, then kill) and frees them all. With `keepWorkloads` it only
+   * lets go: every QEMU keeps running and every record stays, for the next daemon to adopt.
+   */
+  async shutdown(opts: { keepWorkloads?: boolean } = {}): Promise<void> {
     this.closed = true;
+    if (opts.keepWorkloads) {
+      this.lettingGo = true;
+      for (const vm of this.vms.values()) {
+        vm.starting?.abort(); // a Start in progress fails; the VM is recorded as stopped
+        vm.run?.qmp?.close();
+      }
+      await Promise.allSettled([...this.vms.values()].map((vm) => vm.startSettled));
+      return;
+    }
     const ids = [...this.vms.keys()];
     await Promise.allSettled(ids.map((id) => this.stop(id).catch(() => {})));
     const results = await Promise.allSettled(ids.map((id) => this.free(id)));
@@ -243,5 +269,99 @@ export class VmDomain {
 
   private runDir(id: string): string {
     return join(this.o.runtimeDir, "vms", id);
+  }
+
+  /** Writes the VM's record (what a restarted daemon needs); logs instead of failing the call. */
+  private record(vm: VmRecord): void {
+    const store = this.o.store;
+    if (!store || !this.vms.has(vm.spec.id)) return;
+    const run = vm.state === "running" && vm.run ? vm.run : undefined;
+    const rec: StoredVm = {
+      format: 1,
+      spec: vm.spec,
+      runs: vm.runs,
+      ...(run ? { run: { executable: `qemu-${vm.runs}`, port: run.port, accel: vm.accel ?? "tcg" } } : {}),
+    };
+    try {
+      store.save(rec);
+    } catch (err) {
+      this.o.logger?.error(`vm '${vm.spec.id}': cannot record it (${(err as Error).message}); a restarted daemon will not know it`);
+    }
+  }
+
+  /**
+   * Rebuilds the VMs an earlier daemon recorded (after a crash, or an upgrade with
+   * --keep-workloads), once the cells domain has re-adopted their cells:
+   * - a VM whose QEMU still runs is running again: its monitor reconnected, its address the
+   *   same; one whose QEMU does not answer its monitor is killed and shown stopped;
+   * - a VM whose QEMU ended while no daemon watched is stopped (Start boots it again);
+   * - a VM whose cell is gone gets a new one;
+   * - a record that cannot be read is reported, and its cell left alone;
+   * - a VM cell that no record explains is freed (its QEMU stopped).
+   */
+  async restore(): Promise<{ running: number; stopped: number; problems: number; freed: string[] }> {
+    const store = this.o.store;
+    const report = { running: 0, stopped: 0, problems: 0, freed: [] as string[] };
+    if (!store) return report;
+    const loaded = store.load();
+    const log = this.o.logger;
+    for (const p of loaded.problems) {
+      report.problems++;
+      log?.error(`state: ${p.file} cannot be read (${p.error}): vm '${p.id}' and its cell are left as they are`);
+    }
+    const prepared = new Set(this.o.launcher.prepared?.() ?? []);
+    for (const rec of loaded.vms) {
+      const id = rec.spec.id;
+      const vm: VmRecord = { spec: rec.spec, state: "stopped", runs: rec.runs };
+      this.vms.set(id, vm);
+      if (!prepared.has(id)) {
+        try {
+          await this.o.launcher.prepare(id, vmCellLimits(rec.spec, this.o.overheadMiB));
+        } catch (err) {
+          log?.error(`state: vm '${id}': cannot re-create its cell: ${(err as Error).message}`);
+        }
+      }
+      const vmm = rec.run ? this.o.launcher.adopt?.(id, rec.run.executable) : undefined;
+      if (rec.run && vmm) {
+        let alive = true;
+        void vmm.exited.then(() => { alive = false; });
+        await new Promise((r) => setImmediate(r)); // an exit already known settles first
+        if (alive) {
+          try {
+            const run = await MachineRun.adopt({ spec: rec.spec, accel: rec.run.accel, dir: this.runDir(id), launcher: this.o.launcher, run: rec.runs, caCrt: readFileSync(this.o.caCrt), qemuBinary: this.o.qemuBinary }, vmm, rec.run.port);
+            vm.run = run;
+            vm.state = "running";
+            vm.accel = rec.run.accel;
+            void run.ended().then((how) => this.onExit(vm, run, how));
+            report.running++;
+            log?.info(`state: vm '${id}' re-adopted, running`, { address: run.address, pid: vmm.pid });
+            continue;
+          } catch (err) {
+            log?.warn(`state: vm '${id}': its QEMU (pid ${vmm.pid}) does not answer its monitor (${(err as Error).message}): killing it`);
+          }
+        } else {
+          log?.warn(`state: vm '${id}': its QEMU ended while the daemon was down: stopped`);
+        }
+        vm.lastExit = "ended while the daemon was down";
+        await vmm.stop().catch(() => {}); // releases its executable record in the cell
+      } else if (rec.run) {
+        log?.warn(`state: vm '${id}': its QEMU is not known any more: stopped`);
+      }
+      if (rec.runs === 0) vm.state = "allocated";
+      report.stopped++;
+      this.record(vm);
+    }
+    const unreadable = new Set(loaded.problems.map((p) => p.id));
+    for (const id of prepared) {
+      if (this.vms.has(id) || unreadable.has(id)) continue;
+      log?.warn(`state: vm cell '${id}' has no record: freeing it`);
+      try {
+        await this.o.launcher.release(id);
+        report.freed.push(id);
+      } catch (err) {
+        log?.error(`state: cannot free vm cell '${id}': ${(err as Error).message}`);
+      }
+    }
+    return report;
   }
 }
