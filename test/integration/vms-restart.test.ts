@@ -3,8 +3,8 @@
  * the restarted daemon re-adopts it (List: running, same address; the guest answers; Stop
  * powers it off; Free leaves nothing). A VM whose QEMU dies while no daemon runs shows as
  * stopped after the next restart and boots again; SIGTERM with --keep-workloads leaves a VM
- * running for the next daemon; an allocated VM stays allocated; a VM cell without a record is
- * freed. Two boots.
+ * running for the next daemon; an allocated VM stays allocated; one that was starting is
+ * stopped with its QEMU; a VM cell without a record is freed. Three boots.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -46,7 +46,7 @@ describe("VMs across a daemon restart", { skip: SKIP, timeout: 600_000 }, () => 
     vms?.close();
     // whatever happened: no daemon, no QEMU, no cgroup, no file of this test stays
     await d?.kill9();
-    for (const pid of qemuProcesses(`vms/${id}/`)) process.kill(pid, "SIGKILL");
+    for (const pid of qemuProcesses(`-${process.pid}/`)) process.kill(pid, "SIGKILL");
     if (d) {
       assert.deepEqual(await forceRemoveCgroupTree(detectCgroupLayout(), d.cgroupParent), [], "test cleanup");
       fs.rmSync(d.dir, { recursive: true, force: true });
@@ -108,6 +108,23 @@ describe("VMs across a daemon restart", { skip: SKIP, timeout: 600_000 }, () => 
     assert.deepEqual(qemuProcesses(`vms/${id}/`), [], "no QEMU process");
     assert.deepEqual(fs.readdirSync(path.join(d.dir, "run", "state", "vms")), [], "no VM record");
     assert.ok(!fs.existsSync(path.join(d.dir, "run", "vms", id)), "no runtime files");
+  });
+
+  test("a VM that was starting when the daemon died is stopped, its QEMU with it, and starts again", async () => {
+    const booting = `boot-${process.pid}`;
+    await call(vms, vms.allocate, { machine: VirtualMachine.fromPartial({ id: booting, memSizeMb: 512, vcpuCount: 1, kernelImgPath: kernel }) });
+    const pending = call(vms, vms.start, { vmId: booting }).catch((e: Error) => e);
+    while (qemuProcesses(`vms/${booting}/`).length === 0) await new Promise((r) => setTimeout(r, 20));
+    await restart();
+    assert.ok((await pending) instanceof Error, "the Start call failed with its daemon");
+    assert.equal((await listed(booting))?.status, "stopped");
+    assert.deepEqual(qemuProcesses(`vms/${booting}/`), [], "its QEMU was stopped");
+    assert.ok(d.logs.some((l) => /was starting when the daemon stopped: stopping its QEMU/.test(l)), "by the restarted daemon, which says so");
+    const { auraedAddress } = await call(vms, vms.start, { vmId: booting });
+    assert.match(auraedAddress, /^127\.0\.0\.1:\d+$/, "it boots again (no stale QEMU holds its name or files)");
+    await call(vms, vms.stop, { vmId: booting });
+    await call(vms, vms.free, { vmId: booting });
+    assert.deepEqual(qemuProcesses(`vms/${booting}/`), []);
   });
 
   test("a VM cell that no record explains is freed at start", async () => {

@@ -120,6 +120,7 @@ export class VmDomain {
     const abort = new AbortController();
     vm.starting = abort;
     const runNo = ++vm.runs;
+    this.record(vm); // a restarted daemon then knows which QEMU an unfinished Start left
     let verdict: AccelVerdict;
     try {
       verdict = await detectAccelerator({ kernel: vm.spec.kernel, binary: this.o.qemuBinary, force: this.o.accel });
@@ -294,7 +295,8 @@ export class VmDomain {
    * --keep-workloads), once the cells domain has re-adopted their cells:
    * - a VM whose QEMU still runs is running again: its monitor reconnected, its address the
    *   same; one whose QEMU does not answer its monitor is killed and shown stopped;
-   * - a VM whose QEMU ended while no daemon watched is stopped (Start boots it again);
+   * - a VM whose QEMU ended while no daemon watched is stopped (Start boots it again), and so
+ *   is one that was starting (its QEMU is stopped: the Start call that asked for it is gone);
    * - a VM whose cell is gone gets a new one;
    * - a record that cannot be read is reported, and its cell left alone;
    * - a VM cell that no record explains is freed (its QEMU stopped).
@@ -346,6 +348,13 @@ export class VmDomain {
         await vmm.stop().catch(() => {}); // releases its executable record in the cell
       } else if (rec.run) {
         log?.warn(`state: vm '${id}': its QEMU is not known any more: stopped`);
+      } else if (rec.runs > 0) {
+        // a Start the earlier daemon did not finish: its QEMU may still be booting
+        const unfinished = this.o.launcher.adopt?.(id, `qemu-${rec.runs}`);
+        if (unfinished) {
+          log?.warn(`state: vm '${id}' was starting when the daemon stopped: stopping its QEMU (pid ${unfinished.pid})`);
+          await unfinished.stop().catch(() => {});
+        }
       }
       if (rec.runs === 0) vm.state = "allocated";
       report.stopped++;
