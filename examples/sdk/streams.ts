@@ -19,6 +19,13 @@ try {
   }
   console.log(`output: ${lines.join(",")}`);
 
+  // The same output as bytes, to forward as it is (what `aer observe output` prints).
+  let bytes = 0;
+  for await (const chunk of observe.readOutput({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) {
+    bytes += chunk.text.length; // chunk.text: Buffer of whole lines, each ending in "\n"
+  }
+  console.log(`as bytes: ${bytes}`);
+
   // Endless streams stop when you leave the loop, or through an AbortSignal.
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 200);

@@ -82,6 +82,7 @@ test("sdk cells example starts, stops and reports the second stop as NOT_FOUND",
 test("sdk streams example reads output to its end and aborts an endless stream", async (t) => {
   const out = (await example(t, "examples/sdk/streams.ts"))!;
   assert.match(out, /^output: 1,2,3,4,5$/m);
+  assert.match(out, /^as bytes: 10$/m, "readOutput gives the same five lines as bytes");
   const n = Number(/^read (\d+) daemon log records until aborted$/m.exec(out)?.[1]);
   assert.ok(n > 0, out);
 });
