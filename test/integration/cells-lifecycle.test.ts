@@ -243,8 +243,9 @@ describe("cells on the real kernel", { skip: SKIP }, () => {
     for (const p of pids) assert.equal(exists(p), false, `pid ${p} is gone and reaped (no zombie)`);
   });
 
-  test("an executable that exits keeps its name and status until stop, which releases the name", async () => {
+  test("an executable that exits keeps its name and status until stop, which releases the name", async (t) => {
     await h.domain.allocate(spec("x1"));
+    t.after(() => h.domain.free("x1").catch(() => undefined)); // even when an assertion fails
     const r = await h.domain.start({ cellName: "x1", name: "quick", command: "echo out; echo err >&2; exit 7", description: "d" });
     assert.equal(await h.output("x1", "quick"), "out\n");
     assert.equal(await h.output("x1", "quick", "stderr"), "err\n");

@@ -127,7 +127,7 @@ export class Executable implements ObservedExecutable {
 
     // Its program ended and no shim is left to say how (killed, or while no daemon ran): ended,
     // status unknown (what else still runs in its leaf is Stop's to kill).
-    if (!this.status && !isAlive(this.shim) && !isAlive(this.identity)) this.setStatus({ code: null, signal: null, unknown: true });
+    if (!this.status && !isAlive(this.shim) && !isAlive(this.identity)) this.endedUnlessRecorded();
     this.unwatchLeaf = init.tracker.onEmpty(init.leafDir, () => this.leafEmptied());
   }
 
@@ -184,6 +184,17 @@ export class Executable implements ObservedExecutable {
     this.resolveExited(s);
   }
 
+  /**
+   * The shim is gone: the exit file, if it wrote one, is complete now (it writes the file, then
+   * exits), so one more look tells a recorded status from an unknown one. (A look taken before
+   * the shim's end can miss a file written just after it: that race reported `exit 7` as
+   * unknown.)
+   */
+  private endedUnlessRecorded(): void {
+    this.checkExit();
+    this.setStatus({ code: null, signal: null, unknown: true });
+  }
+
   private checkExit(): void {
     if (this.status) return;
     const rec = readExitFile(path.join(this.dir, "exit"));
@@ -209,13 +220,13 @@ export class Executable implements ObservedExecutable {
     this.leafEmpty = true;
     this.checkExit();
     if (this.status || !isAlive(this.shim)) {
-      this.setStatus({ code: null, signal: null, unknown: true });
+      this.endedUnlessRecorded();
       this.markGone();
       return;
     }
     // the exit file's watch event ends it (checkExit); this only bounds the wait
     setTimeout(() => {
-      this.setStatus({ code: null, signal: null, unknown: true });
+      this.endedUnlessRecorded();
       this.markGone();
     }, EXIT_FILE_GRACE_MS).unref();
   }
