@@ -78,6 +78,12 @@ export interface Observe {
  * A reader through the SDK (src/client: the typed ObserveServiceClient with its response
  * decoder, the client `aer observe output` uses) on a connection of its own.
  */
+/** A GetSubProcessStream request for one channel of `pid`. */
+function request(pid: number, cellName: string | undefined, channel: "stdout" | "stderr", maxLinesPerMessage: number | undefined) {
+  const channelType = channel === "stdout" ? LogChannelType.LOG_CHANNEL_TYPE_STDOUT : LogChannelType.LOG_CHANNEL_TYPE_STDERR;
+  return { processId: pid, channelType, cellName, maxLinesPerMessage };
+}
+
 export function observeClient(d: TestDaemon, opts: { channelOptions?: Record<string, string | number> } = {}): Observe {
   const client = createClient({ configPath: d.configPath, channelOptions: { "grpc.use_local_subchannel_pool": 1, ...opts.channelOptions } });
   const c = new SdkObserveServiceClient(client);
@@ -91,12 +97,7 @@ export function observeClient(d: TestDaemon, opts: { channelOptions?: Record<str
         r.lines++;
         r.dropped += item.droppedBefore;
       };
-      const stream = c.getSubProcessStream({
-        processId: pid,
-        channelType: channel === "stdout" ? LogChannelType.LOG_CHANNEL_TYPE_STDOUT : LogChannelType.LOG_CHANNEL_TYPE_STDERR,
-        cellName,
-        maxLinesPerMessage: perMessage || undefined,
-      });
+      const stream = c.getSubProcessStream(request(pid, cellName, channel, perMessage || undefined));
       for await (const m of stream) {
         if (r.messages++ === 0) r.firstAt = nowMs();
         if (m.item) count(m.item);
@@ -107,12 +108,7 @@ export function observeClient(d: TestDaemon, opts: { channelOptions?: Record<str
     },
     async drainBytes(pid, cellName, channel = "stdout", perMessage = 1024) {
       const r: StreamResult = { bytes: 0, lines: 0, dropped: 0, messages: 0, firstAt: 0, endAt: 0 };
-      const stream = c.readOutput({
-        processId: pid,
-        channelType: channel === "stdout" ? LogChannelType.LOG_CHANNEL_TYPE_STDOUT : LogChannelType.LOG_CHANNEL_TYPE_STDERR,
-        cellName,
-        maxLinesPerMessage: perMessage,
-      });
+      const stream = c.readOutput(request(pid, cellName, channel, perMessage));
       for await (const chunk of stream) {
         if (r.messages++ === 0) r.firstAt = nowMs();
         r.bytes += chunk.text.length;

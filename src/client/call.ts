@@ -87,8 +87,13 @@ export function streamCall<Res>(raw: Client, name: string, method: string, req: 
     }
   }
 
+  return asAuraeStream(method, iterate, cancel);
+}
+
+/** An AuraeStream over `iterate` (started once, on the first iteration). */
+function asAuraeStream<T>(method: string, iterate: () => AsyncIterator<T>, cancel: () => void): AuraeStream<T> {
   let used = false;
-  const stream: AuraeStream<Res> = {
+  const stream: AuraeStream<T> = {
     [Symbol.asyncIterator]() {
       if (used) throw new Error(`${method}: a stream can be iterated only once`);
       used = true;
@@ -96,10 +101,21 @@ export function streamCall<Res>(raw: Client, name: string, method: string, req: 
     },
     cancel,
     async toArray() {
-      const out: Res[] = [];
+      const out: T[] = [];
       for await (const m of stream) out.push(m);
       return out;
     },
   };
   return stream;
+}
+
+/** A stream of each element of each message of `s` (for responses decoded into several items). */
+export function flatStream<T>(method: string, s: AuraeStream<T[]>): AuraeStream<T> {
+  return asAuraeStream(
+    method,
+    async function* () {
+      for await (const items of s) yield* items;
+    },
+    () => s.cancel(),
+  );
 }

@@ -9,7 +9,7 @@ import {
   type GetPosixSignalsStreamResponse,
   type GetSubProcessStreamResponse,
 } from "../../api/aurae/observe/v0/observe.js";
-import type { AuraeStream, CallOptions } from "../call.js";
+import { flatStream, type AuraeStream, type CallOptions } from "../call.js";
 import type { AuraeClient } from "../client.js";
 import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
 import { decodeOutputChunks, type OutputChunk } from "../output-chunk-decoder.js";
@@ -78,19 +78,7 @@ export class ObserveServiceClient extends ServiceClientBase {
    */
   readOutput(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<OutputChunk> {
     const request = GetSubProcessStreamRequest.fromPartial({ ...req, maxLinesPerMessage: req.maxLinesPerMessage ?? 1024 });
-    const responses = this.stream<OutputChunk[]>("readSubProcessOutput", "GetSubProcessStream", request, opts);
-    const stream: AuraeStream<OutputChunk> = {
-      async *[Symbol.asyncIterator]() {
-        for await (const chunks of responses) yield* chunks;
-      },
-      cancel: () => responses.cancel(),
-      async toArray() {
-        const out: OutputChunk[] = [];
-        for await (const c of stream) out.push(c);
-        return out;
-      },
-    };
-    return stream;
+    return flatStream(`${SERVICE}/GetSubProcessStream`, this.stream<OutputChunk[]>("readSubProcessOutput", "GetSubProcessStream", request, opts));
   }
   /** Signals generated on the host, or delivered into one cell with a CELL workload. */
   getPosixSignalsStream(req: DeepPartial<GetPosixSignalsStreamRequest> = {}, opts?: CallOptions): AuraeStream<GetPosixSignalsStreamResponse> {

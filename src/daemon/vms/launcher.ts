@@ -29,21 +29,23 @@ export interface VmmProcess {
   stderrTail(): string;
 }
 
+/** A process in a cell, as the cells domain hands it out (its CellProcess). */
+export interface CellVmmProcess {
+  pid: number;
+  hostPid: number;
+  exited: Promise<VmmExit>;
+  stop(): Promise<void>;
+  stderrTail(maxBytes?: number): string;
+}
+
 /** What the VM service needs from the cells domain (CellDomain satisfies it). */
 export interface VmCells {
   allocate(spec: CellSpec, opts?: { internal?: boolean }): Promise<unknown>;
   free(name: string): Promise<void>;
   hasCell(name: string): boolean;
   childCells(name: string): string[];
-  adoptedProcess(
-    cellName: string,
-    name: string,
-  ): { pid: number; hostPid: number; exited: Promise<VmmExit>; stop(): Promise<void>; stderrTail(maxBytes?: number): string } | undefined;
-  spawnInCell(
-    cellName: string,
-    argv: string[],
-    opts?: { name?: string; description?: string },
-  ): Promise<{ pid: number; hostPid: number; exited: Promise<VmmExit>; stop(): Promise<void>; stderrTail(maxBytes?: number): string }>;
+  adoptedProcess(cellName: string, name: string): CellVmmProcess | undefined;
+  spawnInCell(cellName: string, argv: string[], opts?: { name?: string; description?: string }): Promise<CellVmmProcess>;
 }
 
 export interface VmmLauncher {
@@ -82,6 +84,11 @@ function childVmm(child: ChildProcess, pid: number, stop: () => Promise<void>): 
   return { pid, exited: own, stop, stderrTail: () => tail.trim() };
 }
 
+/** A QEMU running in its VM's cell, as the VM service sees it. */
+function vmmOf(p: CellVmmProcess): VmmProcess {
+  return { pid: p.hostPid, exited: p.exited, stop: () => p.stop(), stderrTail: () => p.stderrTail(STDERR_TAIL_BYTES).trim() };
+}
+
 export function cellLauncher(cells: VmCells): VmmLauncher {
   return {
     kind: "cell",
@@ -92,8 +99,7 @@ export function cellLauncher(cells: VmCells): VmmLauncher {
       await cells.allocate({ name: vmCellName(id), limits, isolateProcess: false, isolateNetwork: false }, { internal: true });
     },
     async launch(id, argv, run) {
-      const p = await cells.spawnInCell(vmCellName(id), argv, { name: `qemu-${run}`, description: `QEMU of vm '${id}'` });
-      return { pid: p.hostPid, exited: p.exited, stop: () => p.stop(), stderrTail: () => p.stderrTail(STDERR_TAIL_BYTES).trim() };
+      return vmmOf(await cells.spawnInCell(vmCellName(id), argv, { name: `qemu-${run}`, description: `QEMU of vm '${id}'` }));
     },
     async release(id) {
       if (cells.hasCell(vmCellName(id))) await cells.free(vmCellName(id));
@@ -103,7 +109,7 @@ export function cellLauncher(cells: VmCells): VmmLauncher {
     },
     adopt(id, name) {
       const p = cells.adoptedProcess(vmCellName(id), name);
-      return p && { pid: p.hostPid, exited: p.exited, stop: () => p.stop(), stderrTail: () => p.stderrTail(STDERR_TAIL_BYTES).trim() };
+      return p && vmmOf(p);
     },
     async close() {
       if (cells.hasCell(VMS_CELL)) await cells.free(VMS_CELL);

@@ -18,10 +18,10 @@ import type { CellLimits } from "../../platform/cgroups/limits.js";
 import { detectAccelerator, type AccelVerdict } from "../../platform/qemu/accel.js";
 import type { Accelerator } from "../../platform/qemu/argv.js";
 import { QmpError } from "../../platform/qemu/qmp.js";
-import type { VmmLauncher } from "./launcher.js";
+import type { VmmLauncher, VmmProcess } from "./launcher.js";
 import { MachineRun, StartError } from "./machine.js";
 import type { VmSpec, VmState, VmView } from "./spec.js";
-import type { StoredVm, VmStore } from "./vm-store.js";
+import type { StoredVm, StoredVmRun, VmStore } from "./vm-store.js";
 
 export interface VmDomainOptions {
   launcher: VmmLauncher;
@@ -290,6 +290,23 @@ export class VmDomain {
     }
   }
 
+  /** Takes over a recorded run whose QEMU was re-adopted; false when its monitor does not answer (QEMU gone or hung). */
+  private async adoptRun(vm: VmRecord, rec: StoredVmRun, vmm: VmmProcess): Promise<boolean> {
+    const id = vm.spec.id;
+    try {
+      const run = await MachineRun.adopt({ spec: vm.spec, accel: rec.accel, dir: this.runDir(id), launcher: this.o.launcher, run: vm.runs, caCrt: readFileSync(this.o.caCrt), qemuBinary: this.o.qemuBinary }, vmm, rec.port);
+      vm.run = run;
+      vm.state = "running";
+      vm.accel = rec.accel;
+      void run.ended().then((how) => this.onExit(vm, run, how));
+      this.o.logger?.info(`state: vm '${id}' re-adopted, running`, { address: run.address, pid: vmm.pid });
+      return true;
+    } catch (err) {
+      this.o.logger?.debug(`state: vm '${id}': monitor: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
   /**
    * Rebuilds the VMs an earlier daemon recorded (after a crash, or an upgrade with
    * --keep-workloads), once the cells domain has re-adopted their cells:
@@ -323,38 +340,23 @@ export class VmDomain {
           log?.error(`state: vm '${id}': cannot re-create its cell: ${(err as Error).message}`);
         }
       }
-      const vmm = rec.run ? this.o.launcher.adopt?.(id, rec.run.executable) : undefined;
-      if (rec.run && vmm) {
-        let alive = true;
-        void vmm.exited.then(() => { alive = false; });
-        await new Promise((r) => setImmediate(r)); // an exit already known settles first
-        if (alive) {
-          try {
-            const run = await MachineRun.adopt({ spec: rec.spec, accel: rec.run.accel, dir: this.runDir(id), launcher: this.o.launcher, run: rec.runs, caCrt: readFileSync(this.o.caCrt), qemuBinary: this.o.qemuBinary }, vmm, rec.run.port);
-            vm.run = run;
-            vm.state = "running";
-            vm.accel = rec.run.accel;
-            void run.ended().then((how) => this.onExit(vm, run, how));
-            report.running++;
-            log?.info(`state: vm '${id}' re-adopted, running`, { address: run.address, pid: vmm.pid });
-            continue;
-          } catch (err) {
-            log?.warn(`state: vm '${id}': its QEMU (pid ${vmm.pid}) does not answer its monitor (${(err as Error).message}): killing it`);
-          }
-        } else {
-          log?.warn(`state: vm '${id}': its QEMU ended while the daemon was down: stopped`);
-        }
+      // the QEMU of its last run: the one it ran, or the one an unfinished Start left
+      const exe = rec.run?.executable ?? (rec.runs > 0 ? `qemu-${rec.runs}` : undefined);
+      const vmm = exe ? this.o.launcher.adopt?.(id, exe) : undefined;
+      if (rec.run && vmm && (await this.adoptRun(vm, rec.run, vmm))) {
+        report.running++;
+        continue;
+      }
+      if (vmm) {
+        log?.warn(
+          rec.run
+            ? `state: vm '${id}': its QEMU (pid ${vmm.pid}) ended or does not answer its monitor: stopped`
+            : `state: vm '${id}' was starting when the daemon stopped: stopping its QEMU (pid ${vmm.pid})`,
+        );
         vm.lastExit = "ended while the daemon was down";
-        await vmm.stop().catch(() => {}); // releases its executable record in the cell
+        await vmm.stop().catch(() => {}); // kills what is left and releases its executable record
       } else if (rec.run) {
         log?.warn(`state: vm '${id}': its QEMU is not known any more: stopped`);
-      } else if (rec.runs > 0) {
-        // a Start the earlier daemon did not finish: its QEMU may still be booting
-        const unfinished = this.o.launcher.adopt?.(id, `qemu-${rec.runs}`);
-        if (unfinished) {
-          log?.warn(`state: vm '${id}' was starting when the daemon stopped: stopping its QEMU (pid ${unfinished.pid})`);
-          await unfinished.stop().catch(() => {});
-        }
       }
       if (rec.runs === 0) vm.state = "allocated";
       report.stopped++;
