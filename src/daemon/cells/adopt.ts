@@ -27,7 +27,7 @@ import { identify, isAlive } from "../../platform/process/identity.js";
 import { holderInitPid } from "../../platform/namespaces/holder.js";
 import { bootId } from "../../platform/process/identity.js";
 import type { Logger } from "../logger.js";
-import { CellDomain, EXECUTABLES_CELL, HOLDER_NAME, type CellRecord } from "./cell-domain.js";
+import { CellDomain, HOLDER_NAME, type CellRecord } from "./cell-domain.js";
 import { PROCESS_LEAF, SHIMS_CGROUP } from "../../platform/cgroups/driver.js";
 import type { LoadedState } from "./store.js";
 

@@ -7,7 +7,6 @@ import {
   type GetPosixSignalsStreamResponse,
   type GetSubProcessStreamRequest,
   type GetSubProcessStreamResponse,
-  type LogItem,
   type ObserveServiceServer,
 } from "../../api/aurae/observe/v0/observe.js";
 import type { DaemonContext, ServiceModule } from "../context.js";
