@@ -4,6 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
+import { directMethods, routeDirectStreams } from "../../src/daemon/server/direct-stream.js";
+import type { Logger } from "../../src/daemon/logger.js";
+import { DirectSession, directStreamCall, messageDecoder } from "../../src/client/direct-stream.js";
+import { DEFAULT_SERVER_NAME } from "../../src/client/transport.js";
 import type { DevPki } from "../../src/pki/pki.js";
 import { checkClean } from "../lib/leftovers.js";
 import { cpuMs } from "../lib/proc.js";
@@ -32,7 +36,8 @@ const ITEMS = `Output streaming, batched, read as LogItems (a string and an obje
 const DEFAULT_WINDOW = "Output streaming, batched, read as bytes, with grpc-js's default 64 KiB flow-control window (info)";
 const PER_LINE = "Output streaming, one line per response (Aurae's form) vs the same pipe";
 const DEFAULT_RETENTION = "Output streaming, batched, with the default 8 MiB retention (one run; info)";
-const TRANSPORT = "grpc-js alone: the same batched responses, pre-encoded, not decoded, over the same mTLS socket (info)";
+const TRANSPORT = "Transport alone: the same batched responses, pre-encoded, sent and read on HTTP/2 directly as the product does, not decoded, over the same mTLS socket (info)";
+const GRPC_TRANSPORT = "grpc-js alone: the same, through grpc-js's message path on both ends (info)";
 const cpuRow = (form: string, who: string) => `${who} CPU per MB, ${form} vs the pipe reader's CPU per MB`;
 
 /** 99 characters and a newline: 100-byte lines. */
@@ -93,6 +98,7 @@ export async function run(b: BenchContext): Promise<Row[]> {
   const perLine = form(0, false);
   let defaults: Form | undefined;
   const transport: TransportRun[] = [];
+  const grpcTransport: TransportRun[] = [];
   let transportServer: Awaited<ReturnType<typeof startTransportFloor>> | undefined;
   const cells = cellsClient(d);
   const observe = observeClient(d); // the SDK's defaults (its 1 MiB window)
@@ -115,7 +121,8 @@ export async function run(b: BenchContext): Promise<Row[]> {
       await streamOnce(d, cells, observe, cell, command, bytes, itemsForm);
       await streamOnce(d, cells, small, cell, command, bytes, smallWindow);
       await streamOnce(d, cells, observe, cell, command, bytes, perLine);
-      transport.push(await transportServer.run());
+      transport.push(await transportServer.run("direct"));
+      grpcTransport.push(await transportServer.run("grpc"));
     }
     // one run against the shared daemon, which has the default retention
     defaults = form(PER_MESSAGE, true);
@@ -192,15 +199,19 @@ export async function run(b: BenchContext): Promise<Row[]> {
     },
     ...cpuRows("one line per response", perLine, flCpu),
   );
-  if (transport.length > 0) {
-    const ts = summarize(transport.map((x) => x.mbps));
+  for (const [scenario, runs_, how] of [
+    [TRANSPORT, transport, "a server process with the daemon's direct HTTP/2 path (src/daemon/server/direct-stream.ts) sends"],
+    [GRPC_TRANSPORT, grpcTransport, "a grpc-js server process sends"],
+  ] as const) {
+    if (runs_.length === 0) continue;
+    const ts = summarize(runs_.map((x) => x.mbps));
     rows.push({
-      scenario: TRANSPORT,
+      scenario,
       product: ts,
       floor: fl,
       unit: "MB/s",
-      note: `what the transport costs without the product: a grpc-js server process sends ${PER_MESSAGE}-line responses as the daemon encodes them, from memory, to a client in this process with the same 1 MiB window that keeps the bytes (no decoding); server ${summarize(transport.map((x) => x.serverCpu)).p50.toFixed(2)} ms/MB, client ${summarize(transport.map((x) => x.clientCpu)).p50.toFixed(2)} ms/MB; the batched product reached ${(bs.p50 / ts.p50).toFixed(2)}x of it`,
-      extra: { bytes, runs, serverCpu: summarize(transport.map((x) => x.serverCpu)), clientCpu: summarize(transport.map((x) => x.clientCpu)) },
+      note: `what the transport costs without the product: ${how} ${PER_MESSAGE}-line responses as the daemon encodes them, from memory, to a client in this process with the same 1 MiB window that keeps the bytes (no decoding); server ${summarize(runs_.map((x) => x.serverCpu)).p50.toFixed(2)} ms/MB, client ${summarize(runs_.map((x) => x.clientCpu)).p50.toFixed(2)} ms/MB; the batched product reached ${(bs.p50 / ts.p50).toFixed(2)}x of it`,
+      extra: { bytes, runs, serverCpu: summarize(runs_.map((x) => x.serverCpu)), clientCpu: summarize(runs_.map((x) => x.clientCpu)) },
     });
   }
   if (defaults) {
@@ -275,18 +286,16 @@ interface TransportRun {
   clientCpu: number;
 }
 
-/** raw bytes in and out: the transport floor's one server-streaming method */
-const RAW_STREAM = {
-  stream: {
-    path: "/bench.Stream/Stream",
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
+/** raw bytes in and out: the transport floor's server-streaming method, on grpc-js and served directly */
+const RAW_METHOD = {
+  requestStream: false,
+  responseStream: true,
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
 };
+const RAW_STREAM = { stream: { ...RAW_METHOD, path: "/bench.Stream/Stream" }, direct: { ...RAW_METHOD, path: "/bench.Stream/Direct" } };
 
 /** One batched response of 100-byte lines, as the daemon encodes it, and the output bytes it carries. */
 function floorResponse(): { msg: Buffer; outputBytes: number } {
@@ -300,7 +309,7 @@ function floorResponse(): { msg: Buffer; outputBytes: number } {
  * socket; a client in this process with the batched reader's window receives them without
  * decoding. One server for all runs (warm, as the daemon is).
  */
-async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(): Promise<TransportRun>; close(): Promise<void> }> {
+async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(how: "direct" | "grpc"): Promise<TransportRun>; close(): Promise<void> }> {
   const pki: DevPki = d.pki;
   const dir = mkdtempSync(join(tmpdir(), "aurae-bench-stream-"));
   const socket = join(dir, "stream.sock");
@@ -308,8 +317,10 @@ async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(
     stdio: ["ignore", "pipe", "inherit"],
   });
   let client: (Client & { stream(req: Buffer): ClientReadableStream<Buffer> }) | undefined;
+  let direct: DirectSession | undefined;
   const close = async () => {
     client?.close();
+    direct?.close();
     child.kill("SIGTERM");
     await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
     rmSync(dir, { recursive: true, force: true });
@@ -327,13 +338,27 @@ async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(
   const Ctor = makeGenericClientConstructor(RAW_STREAM, "Stream");
   const credentials = ChannelCredentials.createSsl(readFileSync(pki.caCrt), readFileSync(nova.key), readFileSync(nova.crt));
   client = new Ctor(`unix://${socket}`, credentials, { ...d.clientOptions, ...WINDOW }) as unknown as typeof client;
+  direct = new DirectSession({
+    socket: { kind: "unix", path: socket },
+    ca: readFileSync(pki.caCrt),
+    cert: readFileSync(nova.crt),
+    key: readFileSync(nova.key),
+    serverName: DEFAULT_SERVER_NAME,
+    window: WINDOW["grpc-node.flow_control_window"],
+  });
   const { outputBytes } = floorResponse();
-  const run = async (): Promise<TransportRun> => {
+  const run = async (how: "direct" | "grpc"): Promise<TransportRun> => {
     const server0 = cpuMs(child.pid!);
     const client0 = process.cpuUsage();
     let got = 0;
     let firstAt = 0;
-    await new Promise<void>((res, rej) => {
+    if (how === "direct") {
+      const keep = () => messageDecoder((b: Buffer) => [b]);
+      for await (const _ of directStreamCall(direct!, RAW_STREAM.direct.path, "bench.Stream/Direct", Buffer.alloc(0), keep)) {
+        if (got === 0) firstAt = nowMs();
+        got += outputBytes;
+      }
+    } else await new Promise<void>((res, rej) => {
       const s = client!.stream(Buffer.alloc(0));
       s.on("data", () => {
         if (got === 0) firstAt = nowMs();
@@ -354,25 +379,27 @@ async function startTransportFloor(d: TestDaemon, bytes: number): Promise<{ run(
 function serveTransportFloor([socket, ca, crt, key, total]: string[]): void {
   const { msg, outputBytes } = floorResponse();
   const server = new Server();
-  server.addService(RAW_STREAM, {
-    stream: (call: ServerWritableStream<Buffer, Buffer>) => {
-      let sent = 0;
-      const pump = () => {
-        while (sent < Number(total)) {
-          sent += outputBytes;
-          if (!call.write(msg)) {
-            call.once("drain", pump);
-            return;
-          }
+  const stream = (call: ServerWritableStream<Buffer, Buffer>) => {
+    let sent = 0;
+    const pump = () => {
+      while (sent < Number(total)) {
+        sent += outputBytes;
+        if (!call.write(msg)) {
+          call.once("drain", pump);
+          return;
         }
-        call.end();
-      };
-      pump();
-    },
-  });
+      }
+      call.end();
+    };
+    pump();
+  };
+  const impl = { stream, direct: stream };
+  server.addService(RAW_STREAM, impl);
   const creds = ServerCredentials.createSsl(readFileSync(ca!), [{ private_key: readFileSync(key!), cert_chain: readFileSync(crt!) }], true);
   server.bindAsync(`unix://${socket}`, creds, (e) => {
     if (e) throw e;
+    const logger = { warn: (m: string) => process.stderr.write(`${m}\n`) } as unknown as Logger;
+    if (!routeDirectStreams(server, directMethods(RAW_STREAM, impl, ["direct"]), logger)) process.exit(1);
     process.stdout.write("ready\n");
   });
   process.on("SIGTERM", () => server.tryShutdown(() => process.exit(0)));

@@ -91,7 +91,7 @@ export function streamCall<Res>(raw: Client, name: string, method: string, req: 
 }
 
 /** An AuraeStream over `iterate` (started once, on the first iteration). */
-function asAuraeStream<T>(method: string, iterate: () => AsyncIterator<T>, cancel: () => void): AuraeStream<T> {
+export function asAuraeStream<T>(method: string, iterate: () => AsyncIterator<T>, cancel: () => void): AuraeStream<T> {
   let used = false;
   const stream: AuraeStream<T> = {
     [Symbol.asyncIterator]() {
@@ -107,15 +107,4 @@ function asAuraeStream<T>(method: string, iterate: () => AsyncIterator<T>, cance
     },
   };
   return stream;
-}
-
-/** A stream of each element of each message of `s` (for responses decoded into several items). */
-export function flatStream<T>(method: string, s: AuraeStream<T[]>): AuraeStream<T> {
-  return asAuraeStream(
-    method,
-    async function* () {
-      for await (const items of s) yield* items;
-    },
-    () => s.cancel(),
-  );
 }

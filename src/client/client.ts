@@ -2,6 +2,7 @@ import { Channel, connectivityState, type ChannelCredentials, type ChannelOption
 import { AuraeConfigError, loadConfig, parseSocket, readConfigFile, type AuraeConfig } from "./config.js";
 import { AuraeClientError } from "./errors.js";
 import { connectionFor } from "./transport.js";
+import { DirectSession } from "./direct-stream.js";
 import { status } from "@grpc/grpc-js";
 
 /** Aurae's `createClient()` shapes. */
@@ -51,6 +52,8 @@ export class AuraeClient {
   readonly channel: Channel;
   /** deadline applied to unary calls that do not set one */
   defaultDeadlineMs?: number;
+  /** the HTTP/2 session of the direct streams (readOutput), beside the channel */
+  readonly direct: DirectSession;
   #closed = false;
 
   constructor(config: AuraeConfig, opts: { serverName?: string; defaultDeadlineMs?: number; channelOptions?: ChannelOptions } = {}) {
@@ -62,6 +65,11 @@ export class AuraeClient {
     this.channelOptions = conn.channelOptions;
     this.channel = new Channel(conn.target, conn.credentials, conn.channelOptions);
     this.defaultDeadlineMs = opts.defaultDeadlineMs;
+    this.direct = new DirectSession({
+      socket: config.system.socket,
+      ...conn.tls,
+      window: Number(conn.channelOptions["grpc-node.flow_control_window"] ?? 65535),
+    });
   }
 
   get closed(): boolean {
@@ -96,6 +104,7 @@ export class AuraeClient {
     if (this.#closed) return;
     this.#closed = true;
     this.channel.close();
+    this.direct.close();
   }
 }
 

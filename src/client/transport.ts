@@ -32,6 +32,8 @@ export interface Connection {
   target: string;
   credentials: ChannelCredentials;
   channelOptions: ChannelOptions;
+  /** the same material for Node's own TLS (direct streams, src/client/direct-stream.ts) */
+  tls: { ca: Buffer; cert: Buffer; key: Buffer; serverName: string };
 }
 
 /** mTLS credentials and channel options for a config: the CA, the client pair, the server name. */
@@ -52,6 +54,7 @@ export function connectionFor(config: AuraeConfig, opts: { serverName?: string; 
   return {
     target: socketTarget(config.system.socket),
     credentials,
+    tls: { ca, cert, key, serverName },
     channelOptions: {
       "grpc.ssl_target_name_override": serverName,
       "grpc.default_authority": serverName,

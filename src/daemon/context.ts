@@ -33,6 +33,12 @@ export interface ServiceModule {
   implementation: import("@grpc/grpc-js").UntypedServiceImplementation;
   shutdown?(): Promise<void>;
   /**
+   * Server-streaming methods (implementation names) whose handlers write encoded responses as
+   * Buffers: served on their HTTP/2 streams directly (src/daemon/server/direct-stream.ts).
+   * `responseSent` gets each response's bytes once they are sent.
+   */
+  directStreams?: { methods: string[]; responseSent?: (bytes: Buffer) => void };
+  /**
    * Lets go of everything without stopping any workload, for a start that failed after the
    * module was built (its workloads stay for the next daemon). Default: `shutdown`.
    */

@@ -2,13 +2,15 @@
  * Executables' output through a live daemon and the SDK (mTLS, the SDK's own response decoder):
  * one line per response (Aurae's form) and the batch extension (max_lines_per_message) give the
  * same lines, complete and in order, for plain lines and for multi-byte characters, bytes that
- * are not UTF-8 and lines beyond 64 KiB.
+ * are not UTF-8 and lines beyond 64 KiB. `readOutput` (the bytes reader, on the daemon's direct
+ * HTTP/2 path at both ends) gives the same bytes, reports errors as statuses, and a reader that
+ * leaves early releases the daemon's side.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { CellServiceClient, LogChannelType, ObserveServiceClient, createClient, type AuraeClient, type LogItem } from "../../src/client/index.js";
+import { AuraeClientError, CellServiceClient, LogChannelType, ObserveServiceClient, createClient, type AuraeClient, type LogItem } from "../../src/client/index.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
 
@@ -76,6 +78,88 @@ describe("output streams through the daemon and the SDK", { skip: SKIP, timeout:
       assert.deepEqual((await read(r.pid, 1024)).lines.map((l) => l.line), expected);
     } finally {
       await cells.stop({ cellName: cell, executableName: "mixed" });
+    }
+  });
+
+  /** Everything readOutput gives for the executable's stdout, and its chunks' line counts. */
+  async function readBytes(pid: number, maxLinesPerMessage?: number): Promise<{ text: Buffer; lines: number; dropped: number; chunks: number }> {
+    const texts: Buffer[] = [];
+    let lines = 0;
+    let dropped = 0;
+    for await (const c of observe.readOutput({ processId: pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, cellName: cell, maxLinesPerMessage })) {
+      texts.push(Buffer.from(c.text)); // (kept: the chunks' memory is theirs)
+      lines += c.lines;
+      dropped += c.droppedBefore;
+    }
+    return { text: Buffer.concat(texts), lines, dropped, chunks: texts.length };
+  }
+
+  test("readOutput gives the executable's bytes line for line, batched and in Aurae's form", async () => {
+    const r = await cells.start({ cellName: cell, executable: { name: "seq-bytes", command: "seq 1 200000" } });
+    try {
+      const want = Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join("");
+      for (const perMessage of [undefined, 1]) {
+        const got = await readBytes(r.pid, perMessage);
+        assert.equal(got.lines, 200_000);
+        assert.equal(got.dropped, 0);
+        assert.ok(got.text.equals(Buffer.from(want)), `the same bytes (maxLinesPerMessage ${perMessage ?? "default"})`);
+      }
+    } finally {
+      await cells.stop({ cellName: cell, executableName: "seq-bytes" });
+    }
+    const bytes = mixedOutput();
+    const file = path.join(d.dir, "mixed-bytes.out");
+    fs.writeFileSync(file, bytes);
+    const m = await cells.start({ cellName: cell, executable: { name: "mixed-bytes", command: `cat ${file}` } });
+    try {
+      const expected = documentedLines(bytes).map((l) => `${l}\n`).join("");
+      assert.equal((await readBytes(m.pid)).text.toString("utf8"), expected);
+    } finally {
+      await cells.stop({ cellName: cell, executableName: "mixed-bytes" });
+    }
+  });
+
+  test("readOutput: an unknown pid is NOT_FOUND and an unspecified channel INVALID_ARGUMENT", async () => {
+    const fail = async (req: Parameters<ObserveServiceClient["readOutput"]>[0]) => {
+      try {
+        for await (const _ of observe.readOutput(req));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    };
+    const notFound = await fail({ processId: 999_999_999, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT });
+    assert.ok(notFound instanceof AuraeClientError && notFound.codeName === "NOT_FOUND", String(notFound));
+    assert.match((notFound as AuraeClientError).details, /process 999999999/);
+    const r = await cells.start({ cellName: cell, executable: { name: "chan", command: "true" } });
+    try {
+      const invalid = await fail({ processId: r.pid, cellName: cell, channelType: LogChannelType.LOG_CHANNEL_TYPE_UNSPECIFIED });
+      assert.ok(invalid instanceof AuraeClientError && invalid.codeName === "INVALID_ARGUMENT", String(invalid));
+    } finally {
+      await cells.stop({ cellName: cell, executableName: "chan" }).catch(() => undefined);
+    }
+  });
+
+  test("readOutput: leaving the loop early cancels the stream; a deadline ends it with DEADLINE_EXCEEDED", async () => {
+    const r = await cells.start({ cellName: cell, executable: { name: "talker", command: "echo first; sleep 60" } });
+    try {
+      for await (const c of observe.readOutput({ processId: r.pid, cellName: cell, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) {
+        assert.equal(c.text.toString(), "first\n");
+        break;
+      }
+      const t0 = Date.now();
+      let err: unknown;
+      try {
+        for await (const _ of observe.readOutput({ processId: r.pid, cellName: cell, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT }, { deadlineMs: 500 }));
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof AuraeClientError && err.codeName === "DEADLINE_EXCEEDED", String(err));
+      assert.ok(Date.now() - t0 < 5000);
+      // (that the daemon's side is released on cancel and deadline: test/unit/direct-stream.test.ts)
+      assert.ok(!d.logs.some((l) => /GetSubProcessStream failed/.test(l)), "no handler failure logged");
+    } finally {
+      await cells.stop({ cellName: cell, executableName: "talker" });
     }
   });
 });

@@ -19,12 +19,15 @@ import type { Executable } from "../../src/daemon/cells/executable.js";
 import { CgroupDriver } from "../../src/platform/cgroups/driver.js";
 import { detectCgroupLayout } from "../../src/platform/cgroups/layout.js";
 import { forceRemoveCgroupTree } from "../../src/platform/cgroups/cleanup.js";
+import { directMethods, routeDirectStreams } from "../../src/daemon/server/direct-stream.js";
 import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
 
 /**
  * The observe service over a real gRPC server, streaming executables the real cells domain
  * runs (aurae-shim, output files) in cell "test" under a cgroup parent of this process.
- * Output retention is 1 MiB here, so that a stalled reader falls behind within a test.
+ * Output retention is 1 MiB here, so that a stalled reader falls behind within a test. The
+ * output and log streams are served on the direct HTTP/2 path, as the daemon serves them
+ * (routeDirectStreams); one test reads through grpc-js's own path, the fallback.
  */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), `observe-svc-${process.pid}-`));
 const socket = path.join(dir, "observe.sock");
@@ -66,8 +69,15 @@ before(async () => {
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
+  routeDirect(server, service);
   client = new ObserveServiceClient(`unix:${socket}`, grpc.credentials.createInsecure());
 });
+
+/** Serves the module's direct streams as DaemonServer does. */
+function routeDirect(srv: grpc.Server, svc: ServiceModule): void {
+  const d = svc.directStreams!;
+  assert.ok(routeDirectStreams(srv, directMethods(svc.definition, svc.implementation, d.methods, d.responseSent), logger));
+}
 
 after(async () => {
   client?.close();
@@ -184,6 +194,38 @@ test("100,000 lines arrive complete and in order", async () => {
     if (items[i]!.line !== String(i + 1) || items[i]!.droppedBefore !== 0) {
       assert.fail(`item ${i}: ${JSON.stringify(items[i])}`);
     }
+  }
+});
+
+test("through grpc-js's own path (the fallback when streams cannot be routed) the same lines arrive, and errors", async () => {
+  const srv = new grpc.Server();
+  srv.addService(service.definition, service.implementation);
+  const sock = path.join(dir, "fallback.sock");
+  await new Promise<void>((resolve, reject) =>
+    srv.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+    const c = new ObserveServiceClient(`unix:${sock}`, grpc.credentials.createInsecure());
+  try {
+    const exe = await directory.start("test", "seq-fallback", "seq 1 100000; echo err 1>&2");
+    const out = await collect(c.getSubProcessStream({ processId: exe.pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, cellName: "", maxLinesPerMessage: 0 }) as never);
+    assert.equal(out.error, undefined);
+    assert.equal(out.items.length, 100_000);
+    assert.ok(out.items.every((it, i) => it.line === String(i + 1)), "in order");
+    const batched = await new Promise<LogItem[]>((resolve, reject) => {
+      const got: LogItem[] = [];
+      const st = c.getSubProcessStream({ processId: exe.pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, cellName: "", maxLinesPerMessage: 1024 });
+      st.on("data", (m: { items: LogItem[] }) => got.push(...m.items));
+      st.on("end", () => resolve(got));
+      st.on("error", reject);
+    });
+    assert.equal(batched.length, 100_000);
+    const err = await collect(c.getSubProcessStream({ processId: exe.pid, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDERR, cellName: "", maxLinesPerMessage: 0 }) as never);
+    assert.deepEqual(err.items.map((i) => i.line), ["err"]);
+    const missing = await collect(c.getSubProcessStream({ processId: 999_999_999, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT, cellName: "", maxLinesPerMessage: 0 }) as never);
+    assert.equal(missing.error?.code, grpc.status.NOT_FOUND);
+  } finally {
+    c.close();
+    await new Promise<void>((resolve) => srv.tryShutdown(() => resolve()));
   }
 });
 
@@ -336,6 +378,7 @@ test("shutdown ends every open stream", async () => {
   await new Promise<void>((resolve, reject) =>
     srv.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
+  routeDirect(srv, svc);
   const c = new ObserveServiceClient(`unix:${sock}`, grpc.credentials.createInsecure());
   try {
     const exe = await directory.start("test", "long", "echo started; sleep 30");

@@ -5,19 +5,8 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { GetSubProcessStreamResponse, type LogItem } from "../../src/api/aurae/observe/v0/observe.js";
 import { decodeOutputChunks, type OutputChunk } from "../../src/client/output-chunk-decoder.js";
 import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
+import { linesOf, sampleItems, type ChunkLine } from "../helpers/output-chunks.js";
 
-/** What the chunks say, as lines and drop marks, to compare with LogItems. */
-function linesOf(chunks: OutputChunk[]): Array<{ line: string; droppedBefore: number; timestamp?: number }> {
-  const out: Array<{ line: string; droppedBefore: number; timestamp?: number }> = [];
-  for (const c of chunks) {
-    const text = c.text.toString("utf8");
-    assert.ok(text.endsWith("\n"), "a chunk ends with a newline");
-    const lines = text.slice(0, -1).split("\n");
-    assert.equal(lines.length, c.lines, "lines counts the chunk's lines");
-    lines.forEach((line, i) => out.push(i === 0 ? { line, droppedBefore: c.droppedBefore, timestamp: c.timestamp } : { line, droppedBefore: 0 }));
-  }
-  return out;
-}
 
 /** What the generated decoder says of the same bytes, in the same form. */
 function expected(buf: Buffer): Array<{ line: string; droppedBefore: number; timestamp?: number }> {
@@ -31,25 +20,16 @@ function expected(buf: Buffer): Array<{ line: string; droppedBefore: number; tim
   });
 }
 
-// (lines without "\n": a line never holds one, the daemon splits on it)
-const items: LogItem[] = [
-  { channel: "stdout", line: "hello", timestamp: 1733082000123, droppedBefore: 0 },
-  { channel: "stdout", line: "", timestamp: 0, droppedBefore: 0 },
-  { channel: "stdout", line: "é ∑ \u0000 \ufffd 😀 \r".repeat(40), timestamp: 2 ** 48 - 1, droppedBefore: 300 },
-  { channel: "stdout", line: "x".repeat(70_000), timestamp: 1, droppedBefore: 0 },
-  { channel: "stdout", line: "after", timestamp: 5, droppedBefore: 1 },
-  { channel: "stdout", line: "", timestamp: 6, droppedBefore: 0 },
-];
 
 test("the bytes of what auraed sends are its lines, each with a newline, one chunk per run between drops", () => {
   for (const batch of [false, true]) {
-    for (const buf of encodeLogResponses("stdout", items, batch)) {
+    for (const buf of encodeLogResponses("stdout", sampleItems, batch)) {
       const want = expected(buf);
       const chunks = decodeOutputChunks(Buffer.from(buf));
       assert.deepEqual(linesOf(chunks), want);
     }
   }
-  const [one] = encodeLogResponses("stdout", items, true);
+  const [one] = encodeLogResponses("stdout", sampleItems, true);
   const chunks = decodeOutputChunks(Buffer.from(one!));
   // drops before lines 3 and 5 start new chunks; the first chunk holds lines 1-2
   assert.deepEqual(
@@ -60,7 +40,7 @@ test("the bytes of what auraed sends are its lines, each with a newline, one chu
       [2, 1, 5],
     ],
   );
-  assert.equal(Buffer.concat(chunks.map((c) => c.text)).toString(), items.map((i) => `${i.line}\n`).join(""));
+  assert.equal(Buffer.concat(chunks.map((c) => c.text)).toString(), sampleItems.map((i) => `${i.line}\n`).join(""));
 });
 
 test("1,024 lines of 100 bytes, as the batched stream carries them, come out byte for byte", () => {

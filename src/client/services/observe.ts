@@ -9,10 +9,12 @@ import {
   type GetPosixSignalsStreamResponse,
   type GetSubProcessStreamResponse,
 } from "../../api/aurae/observe/v0/observe.js";
-import { flatStream, type AuraeStream, type CallOptions } from "../call.js";
+import type { AuraeStream, CallOptions } from "../call.js";
+import { directStreamCall } from "../direct-stream.js";
 import type { AuraeClient } from "../client.js";
 import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
-import { decodeOutputChunks, type OutputChunk } from "../output-chunk-decoder.js";
+import type { OutputChunk } from "../output-chunk-decoder.js";
+import { OutputStreamDecoder } from "../output-stream-decoder.js";
 import { ServiceClientBase, type GeneratedClientCtor } from "./base.js";
 
 // Every message, enum and helper of the service, for `observe.Cell.fromPartial(...)`-style use;
@@ -31,8 +33,6 @@ const RawObserveServiceClient = makeGenericClientConstructor(
     ...ObserveServiceService,
     getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseDeserialize: decodeDaemonLogStreamResponse },
     getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeSubProcessStreamResponse },
-    // the same RPC, its responses read as bytes (readOutput)
-    readSubProcessOutput: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeOutputChunks },
   },
   SERVICE,
 );
@@ -78,7 +78,9 @@ export class ObserveServiceClient extends ServiceClientBase {
    */
   readOutput(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<OutputChunk> {
     const request = GetSubProcessStreamRequest.fromPartial({ ...req, maxLinesPerMessage: req.maxLinesPerMessage ?? 1024 });
-    return flatStream(`${SERVICE}/GetSubProcessStream`, this.stream<OutputChunk[]>("readSubProcessOutput", "GetSubProcessStream", request, opts));
+    // read off the HTTP/2 stream itself, not through grpc-js's message path (direct-stream.ts)
+    const method = `${SERVICE}/GetSubProcessStream`;
+    return directStreamCall(this.client.direct, `/${method}`, method, GetSubProcessStreamRequest.encode(request).finish(), () => new OutputStreamDecoder(), opts);
   }
   /** Signals generated on the host, or delivered into one cell with a CELL workload. */
   getPosixSignalsStream(req: DeepPartial<GetPosixSignalsStreamRequest> = {}, opts?: CallOptions): AuraeStream<GetPosixSignalsStreamResponse> {

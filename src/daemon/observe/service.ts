@@ -108,7 +108,7 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
           continue;
         }
         // What one take gives goes out whole; a full buffer then waits for 'drain' before the
-        // next take, so a stream holds at most one take beyond grpc's mark.
+        // next take, so a stream holds at most one take beyond its mark.
         let ok = true;
         for (const msg of encoder.finish()) ok = w.write(msg);
         if (!ok) {
@@ -187,6 +187,9 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     name: OBSERVE_SERVICE_NAME,
     definition,
     implementation,
+    // the output and log streams skip grpc-js's per-message path (docs/observe.md); their
+    // responses' memory is reused once sent
+    directStreams: { methods: ["getSubProcessStream", "getAuraeDaemonLogStream"], responseSent: serializeEncoded },
     async shutdown() {
       logSub.unsubscribe();
       daemonLog.end();

@@ -5,6 +5,7 @@ import { describeAddress, grpcTarget, type ListenAddress } from "./address.js";
 import { removeSocket } from "./socket.js";
 import { chmodSync } from "node:fs";
 import { StartupError } from "./tls.js";
+import { directMethods, routeDirectStreams, type DirectMethod } from "./direct-stream.js";
 
 /** Limits every listener enforces (a resource a client controls is bounded). */
 const SERVER_OPTIONS = {
@@ -17,9 +18,16 @@ const SERVER_OPTIONS = {
 export class DaemonServer {
   readonly server = new Server(SERVER_OPTIONS);
   private readonly bound: ListenAddress[] = [];
+  private readonly direct: DirectMethod[] = [];
 
   constructor(private readonly logger: Logger, private readonly modules: ServiceModule[]) {
-    for (const m of modules) this.server.addService(m.definition, m.implementation);
+    for (const m of modules) {
+      this.server.addService(m.definition, m.implementation);
+      // AURAED_DIRECT_STREAMS=off keeps every method on grpc-js (for comparison and diagnosis)
+      if (m.directStreams && process.env.AURAED_DIRECT_STREAMS !== "off") {
+        this.direct.push(...directMethods(m.definition, m.implementation, m.directStreams.methods, m.directStreams.responseSent));
+      }
+    }
   }
 
   /**
@@ -34,8 +42,9 @@ export class DaemonServer {
       });
     });
     if (address.kind === "unix") chmodSync(address.path, 0o660);
+    const direct = this.direct.length > 0 && routeDirectStreams(this.server, this.direct, this.logger);
     this.bound.push(address);
-    this.logger.info("listening", { address: describeAddress(address), tls: "mutual" });
+    this.logger.info("listening", { address: describeAddress(address), tls: "mutual", ...(direct ? { directStreams: this.direct.map((m) => m.path) } : {}) });
   }
 
   /**

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import type { LogItem } from "../../src/api/aurae/observe/v0/observe.js";
+import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
+
+/** A line of OutputChunks; the first line of each chunk carries its drop count and timestamp. */
+export type ChunkLine = { line: string; droppedBefore: number; timestamp?: number };
+
+/** What the chunks say, as lines (checking that each chunk ends in "\n" and counts its lines). */
+export function linesOf(chunks: OutputChunk[]): ChunkLine[] {
+  const out: ChunkLine[] = [];
+  for (const c of chunks) {
+    const text = c.text.toString("utf8");
+    assert.ok(text.endsWith("\n"), "a chunk ends with a newline");
+    const lines = text.slice(0, -1).split("\n");
+    assert.equal(lines.length, c.lines, "lines counts the chunk's lines");
+    lines.forEach((line, i) => out.push(i === 0 ? { line, droppedBefore: c.droppedBefore, timestamp: c.timestamp } : { line, droppedBefore: 0 }));
+  }
+  return out;
+}
+
+/**
+ * LogItems of every kind the daemon sends: empty lines, multi-byte characters, a long line,
+ * drops, timestamps from 0 to 2^48 (lines without "\n": the daemon splits on it).
+ */
+export const sampleItems: LogItem[] = [
+  { channel: "stdout", line: "hello", timestamp: 1733082000123, droppedBefore: 0 },
+  { channel: "stdout", line: "", timestamp: 0, droppedBefore: 0 },
+  { channel: "stdout", line: "é ∑ \u0000 \ufffd 😀 \r".repeat(40), timestamp: 2 ** 48 - 1, droppedBefore: 300 },
+  { channel: "stdout", line: "x".repeat(70_000), timestamp: 1, droppedBefore: 0 },
+  { channel: "stdout", line: "after", timestamp: 5, droppedBefore: 1 },
+  { channel: "stdout", line: "", timestamp: 6, droppedBefore: 0 },
+];
