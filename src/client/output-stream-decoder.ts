@@ -56,6 +56,52 @@ function varint(buf: Uint8Array, end: number): number {
   return -1;
 }
 
+/** what auraedItem found */
+let fastStart = 0;
+let fastEnd = 0;
+let fastTs = 0;
+
+/**
+ * Is buf[from, to) a LogItem exactly as auraed writes the common one: channel (under 128
+ * bytes), a line of 1 to 16,383 bytes, a timestamp, nothing else? Sets fastStart/fastEnd/fastTs.
+ * Anything else (an empty line, a drop count, another order) is for plainItem.
+ */
+function auraedItem(buf: Buffer, from: number, to: number): boolean {
+  let p = from;
+  if (buf[p] === 0x0a) {
+    const cl = buf[p + 1]!;
+    if (cl >= 0x80) return false;
+    p += 2 + cl;
+  }
+  if (p + 2 > to || buf[p] !== 0x12) return false;
+  let len = buf[p + 1]!;
+  p += 2;
+  if (len >= 0x80) {
+    const b2 = buf[p]!;
+    if (b2 >= 0x80 || p >= to) return false;
+    len = (len & 0x7f) | (b2 << 7);
+    p++;
+  }
+  fastStart = p;
+  p += len;
+  fastEnd = p;
+  if (p >= to || buf[p] !== 0x18) return false;
+  p++;
+  let ts = 0;
+  let scale = 1;
+  for (let i = 0; i < 7; i++) {
+    if (p >= to) return false;
+    const byte = buf[p++]!;
+    ts += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      fastTs = ts;
+      return p === to;
+    }
+    scale *= 128;
+  }
+  return false;
+}
+
 function varintBytes(n: number): number[] {
   const out: number[] = [];
   while (n >= 0x80) {
@@ -115,6 +161,11 @@ export class OutputStreamDecoder {
           break;
         }
         case State.FieldHead: {
+          // fastest: a run of whole items in auraed's exact layout
+          if (this.headHave === 0) {
+            pos = this.runOfItems(b, pos, out);
+            if (pos >= n || this.state !== State.FieldHead) break;
+          }
           // fast: the whole head is here
           if (this.headHave === 0 && n - pos >= 7 && b[pos] === ITEMS_TAG_0 && b[pos + 1] === ITEMS_TAG_1) {
             at = pos + 2;
@@ -187,7 +238,7 @@ export class OutputStreamDecoder {
       return pos;
     }
     if (plainItem(b, pos, pos + len)) {
-      this.appendLine(b, out);
+      this.appendLine(b, plain.lineStart, plain.lineEnd, plain.timestamp, plain.droppedBefore, out);
       this.state = this.msgLeft > 0 ? State.FieldHead : State.Prefix;
     } else {
       // not plain: this entry and the rest of the response are decoded whole
@@ -210,18 +261,45 @@ export class OutputStreamDecoder {
     out.push({ text: g.subarray(0, len + 1), lines: 1, droppedBefore: plain.droppedBefore, timestamp: plain.timestamp });
   }
 
-  /** The plain item found by plainItem in the current piece joins the run (moved to runTo). */
-  private appendLine(b: Buffer, out: OutputChunk[]): void {
-    if (plain.droppedBefore > 0 && this.runLines > 0) {
+  /**
+   * Consecutive `items` entries wholly in b from `pos`, each as auraed writes them (channel,
+   * line, timestamp, in that order, no drop count): their lines join the run. Stops at anything
+   * else, which the general path then takes. Returns where it stopped.
+   */
+  private runOfItems(b: Buffer, pos: number, out: OutputChunk[]): number {
+    const n = b.length;
+    let left = this.msgLeft;
+    while (left > 0 && n - pos >= 4 && b[pos] === ITEMS_TAG_0 && b[pos + 1] === ITEMS_TAG_1) {
+      let len = b[pos + 2]!;
+      let h = 3;
+      if (len >= 0x80) {
+        const b3 = b[pos + 3]!;
+        if (b3 >= 0x80) break;
+        len = (len & 0x7f) | (b3 << 7);
+        h = 4;
+      }
+      const end = pos + h + len;
+      if (end > n || h + len > left || !auraedItem(b, pos + h, end)) break;
+      left -= h + len;
+      this.appendLine(b, fastStart, fastEnd, fastTs, 0, out);
+      pos = end;
+    }
+    this.msgLeft = left;
+    if (left === 0) this.state = State.Prefix;
+    return pos;
+  }
+
+  /** A line of the current piece, at [from, to), joins the run (moved to runTo). */
+  private appendLine(b: Buffer, from: number, to: number, timestamp: number, droppedBefore: number, out: OutputChunk[]): void {
+    if (droppedBefore > 0 && this.runLines > 0) {
       this.flushRun(out);
     }
     if (this.runLines === 0) {
-      this.runDropped = plain.droppedBefore;
-      this.runTs = plain.timestamp;
+      this.runDropped = droppedBefore;
+      this.runTs = timestamp;
     }
-    const len = plain.lineEnd - plain.lineStart;
-    if (plain.lineStart !== this.runTo) b.copyWithin(this.runTo, plain.lineStart, plain.lineEnd);
-    this.runTo += len;
+    if (from !== this.runTo) b.copyWithin(this.runTo, from, to);
+    this.runTo += to - from;
     b[this.runTo++] = 0x0a;
     this.runLines++;
   }
