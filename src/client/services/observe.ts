@@ -10,7 +10,7 @@ import {
   type GetSubProcessStreamResponse,
 } from "../../api/aurae/observe/v0/observe.js";
 import type { AuraeStream, CallOptions } from "../call.js";
-import { directStreamCall } from "../direct-stream.js";
+import { directStreamCall, messageDecoder } from "../direct-stream.js";
 import type { AuraeClient } from "../client.js";
 import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
 import type { OutputChunk } from "../output-chunk-decoder.js";
@@ -32,7 +32,6 @@ const RawObserveServiceClient = makeGenericClientConstructor(
   {
     ...ObserveServiceService,
     getAuraeDaemonLogStream: { ...ObserveServiceService.getAuraeDaemonLogStream, responseDeserialize: decodeDaemonLogStreamResponse },
-    getSubProcessStream: { ...ObserveServiceService.getSubProcessStream, responseDeserialize: decodeSubProcessStreamResponse },
   },
   SERVICE,
 );
@@ -62,7 +61,10 @@ export class ObserveServiceClient extends ServiceClientBase {
    * cheaper per line for both sides.
    */
   getSubProcessStream(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<GetSubProcessStreamResponse> {
-    return this.stream("getSubProcessStream", "GetSubProcessStream", GetSubProcessStreamRequest.fromPartial(req ?? {}), opts);
+    // read off the HTTP/2 stream itself, as readOutput (direct-stream.ts); the same responses
+    const method = `${SERVICE}/GetSubProcessStream`;
+    const request = GetSubProcessStreamRequest.encode(GetSubProcessStreamRequest.fromPartial(req ?? {})).finish();
+    return directStreamCall(this.client.direct, `/${method}`, method, request, () => messageDecoder((b) => [decodeSubProcessStreamResponse(b)]), opts);
   }
   /**
    * The same stream as `getSubProcessStream`, read as bytes: chunks of lines, each line ending

@@ -83,7 +83,13 @@ export function routeDirectStreams(server: Server, methods: DirectMethod[], logg
     h2server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
       const m = byPath.get(headers[":path"] ?? "");
       if (m && headers[":method"] === "POST" && String(headers["content-type"] ?? "").startsWith("application/grpc")) {
-        serve(m, stream, headers, logger);
+        try {
+          serve(m, stream, headers, logger);
+        } catch (err) {
+          // (never expected; a request must not take the daemon down)
+          logger.error(`${m.path}: cannot serve a stream: ${(err as Error).message}`);
+          if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+        }
         return;
       }
       for (const l of grpcListeners) l.call(h2server, stream, headers, ...rest);
@@ -105,6 +111,8 @@ function serve(m: DirectMethod, stream: ServerHttp2Stream, headers: IncomingHttp
     size += b.length;
     if (size > MAX_REQUEST_BYTES + 5) {
       call.fail(Status.RESOURCE_EXHAUSTED, `request larger than ${MAX_REQUEST_BYTES} bytes`);
+      // the status is on its way; the rest of the request is not wanted
+      if (!stream.destroyed) stream.close(h2.NGHTTP2_NO_ERROR);
       return;
     }
     parts.push(b);
