@@ -1,14 +1,15 @@
 /**
  * Server-streaming calls read straight off an HTTP/2 stream (Node's http2 over the same mTLS
- * material), for streams whose responses are bulk bytes: `readOutput`. The wire is plain gRPC
+ * material), for the output stream (`readOutput`, `getSubProcessStream`). The wire is plain gRPC
  * (a request of one length-prefixed message, responses the same, the status in the trailers),
  * so any gRPC server answers it; only the client side differs from grpc-js.
  *
  * Why: grpc-js takes each response through its message pipeline (copied into a buffer of its
  * own, the HTTP/2 stream paused until the application took the message): measured, this held
  * a 100-byte-line output stream to about half of what the same socket carries with Node's
- * HTTP/2 alone (docs/observe.md). Here a response that arrived in one DATA chunk is decoded
- * where it lies, and the stream is paused only when the reader falls behind.
+ * HTTP/2 alone (docs/observe.md). Here the DATA goes to a StreamDecoder as it arrives (the
+ * output decoder works on it in place), and the stream is paused only when the reader falls
+ * behind.
  *
  * One HTTP/2 session per AuraeClient (DirectSession), opened on first use, reopened after it
  * closed, and not keeping the process alive while no stream is open.

@@ -1,8 +1,8 @@
 /**
  * `readOutput`'s decoder: GetSubProcessStream responses decoded from the DATA of their HTTP/2
  * stream as it arrives, in place. A batched response (about 120 kB) arrives in several DATA
- * pieces; instead of copying them into one buffer per response (a fresh 120 kB each, which cost
- * the reader about as much CPU as the rest of its work together), each piece's whole lines are
+ * pieces; instead of copying them into one buffer per response (a fresh 120 kB each: 0.1-0.4
+ * ms/MB more for the reader in A/B runs, docs/observe.md), each piece's whole lines are
  * moved to the front of that piece, each followed by "\n", and handed out as a chunk that
  * shares the piece's memory. A line cut by a piece's end is put together in a small buffer of
  * its own and handed out as a chunk of one line.

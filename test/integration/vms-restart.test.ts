@@ -114,7 +114,13 @@ describe("VMs across a daemon restart", { skip: SKIP, timeout: 600_000 }, () => 
     const booting = `boot-${process.pid}`;
     await call(vms, vms.allocate, { machine: VirtualMachine.fromPartial({ id: booting, memSizeMb: 512, vcpuCount: 1, kernelImgPath: kernel }) });
     const pending = call(vms, vms.start, { vmId: booting }).catch((e: Error) => e);
-    while (qemuProcesses(`vms/${booting}/`).length === 0) await new Promise((r) => setTimeout(r, 20));
+    // QEMU runs and its executable is recorded (a kill before the record leaves a QEMU the next
+    // daemon removes as a leftover: stopped too, by another path than the one tested here)
+    const exes = path.join(d.dir, "run", "state", "executables");
+    const recorded = () =>
+      fs.existsSync(exes) &&
+      fs.readdirSync(exes).some((e) => e.startsWith(`${encodeURIComponent(`_vms/${booting}`)}~qemu-`) && fs.existsSync(path.join(exes, e, "executable.json")));
+    while (qemuProcesses(`vms/${booting}/`).length === 0 || !recorded()) await new Promise((r) => setTimeout(r, 20));
     await restart();
     assert.ok((await pending) instanceof Error, "the Start call failed with its daemon");
     assert.equal((await listed(booting))?.status, "stopped");
