@@ -9,6 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import { AuraeClientError, CellServiceClient, LogChannelType, ObserveServiceClient, createClient, type AuraeClient, type LogItem } from "../../src/client/index.js";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -94,7 +95,7 @@ describe("output streams through the daemon and the SDK", { skip: SKIP, timeout:
     return { text: Buffer.concat(texts), lines, dropped, chunks: texts.length };
   }
 
-  test("readOutput gives the executable's bytes line for line, batched and in Aurae's form", async () => {
+  test("readOutput gives the executable's bytes line for line, batched and one line per response", async () => {
     const r = await cells.start({ cellName: cell, executable: { name: "seq-bytes", command: "seq 1 200000" } });
     try {
       const want = Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join("");
@@ -160,6 +161,35 @@ describe("output streams through the daemon and the SDK", { skip: SKIP, timeout:
       assert.ok(!d.logs.some((l) => /GetSubProcessStream failed/.test(l)), "no handler failure logged");
     } finally {
       await cells.stop({ cellName: cell, executableName: "talker" });
+    }
+  });
+
+  test("readOutput and getSubProcessStream over TCP (a daemon with --socket host:port)", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const tcp = await startDaemon({ socket: `127.0.0.1:${port}` });
+    const c = createClient({ configPath: tcp.configPath, socket: `127.0.0.1:${port}` });
+    const tcells = new CellServiceClient(c);
+    const tobserve = new ObserveServiceClient(c);
+    const tcell = `sdk-tcp-${process.pid}`;
+    try {
+      await tcells.allocate({ cell: { name: tcell } });
+      const r = await tcells.start({ cellName: tcell, executable: { name: "seq", command: "seq 1 5000" } });
+      const texts: Buffer[] = [];
+      for await (const ch of tobserve.readOutput({ processId: r.pid, cellName: tcell, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) texts.push(Buffer.from(ch.text));
+      assert.equal(Buffer.concat(texts).toString(), Array.from({ length: 5000 }, (_, i) => `${i + 1}\n`).join(""));
+      let n = 0;
+      for await (const m of tobserve.getSubProcessStream({ processId: r.pid, cellName: tcell, channelType: LogChannelType.LOG_CHANNEL_TYPE_STDOUT })) if (m.item?.line === String(++n)) continue; else assert.fail(`line ${n}: ${m.item?.line}`);
+      assert.equal(n, 5000);
+      await tcells.stop({ cellName: tcell, executableName: "seq" });
+      await tcells.free({ cellName: tcell });
+    } finally {
+      c.close();
+      assert.equal(await tcp.stop(), 0);
     }
   });
 });

@@ -31,6 +31,22 @@ test("a batch is one response whose items decode to the lines in order", () => {
   assert.deepEqual(decoded.items, items);
 });
 
+test("batches of N lines: responses of N items each (the last fewer), byte for byte the generated encoder's", () => {
+  const many: OutputLine[] = Array.from({ length: 10 }, (_, i) => ({ line: `line ${i}`, timestamp: 1733082000000 + i, droppedBefore: i === 4 ? 2 : 0 }));
+  const enc = new LogResponseEncoder("stdout", 3);
+  for (const l of many) {
+    const b = Buffer.from(l.line);
+    assert.equal(enc.line(b, 0, b.length, l.timestamp, l.droppedBefore), true);
+  }
+  const out = enc.finish();
+  assert.deepEqual(out.map((m) => GetSubProcessStreamResponse.decode(m).items.length), [3, 3, 3, 1]);
+  out.forEach((m, r) => {
+    const items = many.slice(r * 3, r * 3 + 3).map((l) => ({ channel: "stdout", line: l.line, timestamp: l.timestamp, droppedBefore: l.droppedBefore }));
+    assert.deepEqual(m, Buffer.from(GetSubProcessStreamResponse.encode({ item: undefined, items }).finish()));
+  });
+  for (const m of out) serializeEncoded(m);
+});
+
 /** Feeds lines the way a reader does: read into the encoder's buffer, lines passed as ranges of it. */
 function encodeThroughReadBuffer(enc: LogResponseEncoder, text: string[], ts: number): number {
   const bytes = Buffer.from(text.map((l) => l + "\n").join(""));

@@ -76,9 +76,10 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
 }
 
 /**
- * Encodes lines into responses: one response `{ item }` per line (`batch` false, Aurae's form),
- * or `{ items: [...] }` holding every line given until `finish()` (our extension). `channel`
- * must be ASCII ("stdout", "auraed"...).
+ * Encodes lines into responses: one response `{ item }` per line (`perResponse` 0 or false,
+ * Aurae's form), or `{ items: [...] }` of up to `perResponse` lines each (true: every line
+ * given until `finish()`; our extension; a response is also closed at BATCH_MESSAGE_BYTES).
+ * `channel` must be ASCII ("stdout", "auraed"...).
  */
 export class LogResponseEncoder implements LineSink {
   /** field 1 (channel) of every item: tag, length, text */
@@ -92,12 +93,18 @@ export class LogResponseEncoder implements LineSink {
   /** where the responses go: the arena, or a larger buffer once they outgrew it */
   private out: Buffer | undefined;
   private at = 0;
-  /** start of each response in `out` (one per line without batching) */
+  /** start of each response in `out` */
   private starts: number[] = [];
+  /** lines in the response being filled (batched) */
+  private respLines = 0;
+  private readonly batch: boolean;
+  private readonly perResponse: number;
   private lastTs = -1;
   private lastTsSize = 0;
 
-  constructor(channel: string, private readonly batch: boolean) {
+  constructor(channel: string, perResponse: boolean | number) {
+    this.perResponse = perResponse === true ? Infinity : perResponse === false ? 0 : perResponse;
+    this.batch = this.perResponse > 0;
     const ch = Buffer.from(channel, "latin1");
     if (ch.length >= 128) throw new RangeError("channel name too long");
     this.channelField = ch.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ch.length]), ch]);
@@ -135,6 +142,12 @@ export class LogResponseEncoder implements LineSink {
     const out = this.out!;
     let at = this.at;
     if (this.batch) {
+      const open = this.starts.length > 0 ? this.starts[this.starts.length - 1]! : -1;
+      if (open < 0 || this.respLines >= this.perResponse || at - open >= BATCH_MESSAGE_BYTES) {
+        this.starts.push(at);
+        this.respLines = 0;
+      }
+      this.respLines++;
       out[at++] = 0xa2; // field 100 (items), length-delimited: (100 << 3 | 2) as a two-byte varint
       out[at++] = 0x06;
     } else {
@@ -176,13 +189,9 @@ export class LogResponseEncoder implements LineSink {
   finish(): Buffer[] {
     const out = this.out;
     if (!out || this.at === 0) return [];
-    let msgs: Buffer[];
-    if (this.batch) {
-      msgs = [out.subarray(0, this.at)];
-    } else {
-      msgs = this.starts.map((s, i) => out.subarray(s, i + 1 < this.starts.length ? this.starts[i + 1] : this.at));
-      this.starts = [];
-    }
+    const msgs = this.starts.map((s, i) => out.subarray(s, i + 1 < this.starts.length ? this.starts[i + 1] : this.at));
+    this.starts = [];
+    this.respLines = 0;
     if (out === this.arena) {
       const use = { arena: out, pending: msgs.length };
       for (const m of msgs) owners.set(m, use);

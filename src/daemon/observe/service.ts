@@ -96,8 +96,10 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     const stop = () => reader.close();
     active.add(stop);
     w.onClose(stop);
-    const take = perMessage > 0 ? Math.min(perMessage, MAX_LINES_PER_MESSAGE) : BATCH;
-    const encoder = new LogResponseEncoder(channel, perMessage > 0);
+    // a take is at least BATCH lines (one read of the file), in responses of `perLines` each
+    const perLines = Math.min(perMessage, MAX_LINES_PER_MESSAGE);
+    const take = Math.max(perLines, BATCH);
+    const encoder = new LogResponseEncoder(channel, perLines);
     try {
       for (;;) {
         const n = reader.takeBytes(encoder, take);
