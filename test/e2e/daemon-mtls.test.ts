@@ -4,10 +4,9 @@ import { credentials as grpcCredentials, ChannelCredentials, type ServiceError, 
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type AddressInfo } from "node:net";
 import { DiscoveryServiceClient, type DiscoverResponse } from "../../src/api/aurae/discovery/v0/discovery.js";
 import { createDevPki, issueClientCert } from "../../src/pki/pki.js";
-import { startDaemon, CLIENT_OPTIONS, type TestDaemon } from "../helpers/daemon.js";
+import { freeLoopbackPort, startDaemon, CLIENT_OPTIONS, type TestDaemon } from "../helpers/daemon.js";
 import { testPki } from "../helpers/pki.js";
 
 function discover(target: string, creds: ChannelCredentials, timeoutMs = 5000): Promise<DiscoverResponse> {
@@ -105,12 +104,7 @@ test("a client with an expired certificate is refused", async () => {
 });
 
 test("a good client's Discover succeeds over TCP when --socket host:port is given", async () => {
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freeLoopbackPort();
   const tcp = await startDaemon({ socket: `127.0.0.1:${port}` });
   try {
     const res = await discover(tcp.target, tcp.credentials);

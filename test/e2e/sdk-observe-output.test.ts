@@ -9,10 +9,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import { AuraeClientError, CellServiceClient, LogChannelType, ObserveServiceClient, createClient, type AuraeClient, type LogItem } from "../../src/client/index.js";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { freeLoopbackPort, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
 
 const SKIP = process.getuid?.() !== 0 ? "needs root (cgroups)" : false;
@@ -165,12 +164,7 @@ describe("output streams through the daemon and the SDK", { skip: SKIP, timeout:
   });
 
   test("readOutput and getSubProcessStream over TCP (a daemon with --socket host:port)", async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, "127.0.0.1", () => {
-        const p = (s.address() as AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freeLoopbackPort();
     const tcp = await startDaemon({ socket: `127.0.0.1:${port}` });
     const c = createClient({ configPath: tcp.configPath, socket: `127.0.0.1:${port}` });
     const tcells = new CellServiceClient(c);

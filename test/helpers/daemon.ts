@@ -1,3 +1,4 @@
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { ChannelCredentials } from "@grpc/grpc-js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
@@ -189,4 +190,14 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   };
   if (opts.waitReady !== false) await waitForLog(/"msg":"auraed started"/);
   return d;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a daemon started with --socket host:port). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
 }
