@@ -52,7 +52,7 @@ export class AuraeClient {
   readonly channel: Channel;
   /** deadline applied to unary calls that do not set one */
   defaultDeadlineMs?: number;
-  /** the HTTP/2 session of the direct streams (readOutput), beside the channel */
+  /** the HTTP/2 session of the direct streams (executables' output), beside the channel */
   readonly direct: DirectSession;
   #closed = false;
 

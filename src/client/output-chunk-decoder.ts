@@ -71,8 +71,19 @@ function record(start: number, end: number, droppedBefore: number, timestamp: nu
   count++;
 }
 
-/** What plainItem found (module state: decoders run one at a time, synchronously). */
-export const plain = { lineStart: 0, lineEnd: 0, timestamp: 0, droppedBefore: 0 };
+/**
+ * What plainItem and varintAt found (module state: decoders run one at a time, synchronously);
+ * `next` is the position after varintAt's varint.
+ */
+export const plain = { lineStart: 0, lineEnd: 0, timestamp: 0, droppedBefore: 0, next: 0 };
+
+/** The varint at buf[from, end) (-1 when cut off or too long); `plain.next` is where it ends. */
+export function varintAt(buf: Uint8Array, from: number, end: number): number {
+  pos = from;
+  const v = varint(buf, end);
+  plain.next = pos;
+  return v;
+}
 
 /**
  * Is buf[from, to) a plain LogItem (channel, line, timestamp, dropped_before, nothing else)?

@@ -22,7 +22,7 @@
  * no server sends that shape). test/unit/client-output-stream-decoder.test.ts checks both.
  */
 import { AuraeClientError } from "./errors.js";
-import { decodeOutputChunks, plain, plainItem, type OutputChunk } from "./output-chunk-decoder.js";
+import { decodeOutputChunks, plain, plainItem, varintAt, type OutputChunk } from "./output-chunk-decoder.js";
 import { status } from "@grpc/grpc-js";
 
 const ITEMS_TAG_0 = 0xa2; // field 100, length-delimited: (100 << 3 | 2) as a two-byte varint
@@ -37,23 +37,6 @@ const enum State {
   Item,
   /** gathering a response (or its rest) for decodeOutputChunks */
   Gather,
-}
-
-/** read position of varint (module state: decoders run one at a time, synchronously) */
-let at = 0;
-
-/** a varint in buf[at, end), advancing `at`; -1 when cut off or too long */
-function varint(buf: Uint8Array, end: number): number {
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < 7; i++) {
-    if (at >= end) return -1;
-    const b = buf[at++]!;
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) return value;
-    scale *= 128;
-  }
-  return -1;
 }
 
 /** what auraedItem found */
@@ -168,12 +151,11 @@ export class OutputStreamDecoder {
           }
           // fast: the whole head is here
           if (this.headHave === 0 && n - pos >= 7 && b[pos] === ITEMS_TAG_0 && b[pos + 1] === ITEMS_TAG_1) {
-            at = pos + 2;
-            const len = varint(b, n);
+            const len = varintAt(b, pos + 2, n);
             if (len >= 0) {
-              const headLen = at - pos;
+              const headLen = plain.next - pos;
               if (headLen + len > this.msgLeft) throw this.malformed();
-              pos = at;
+              pos = plain.next;
               this.msgLeft -= headLen;
               pos = this.itemAt(b, pos, len, out);
               break;
@@ -192,8 +174,7 @@ export class OutputStreamDecoder {
             break;
           }
           if (this.headHave >= 3 && byte < 0x80) {
-            at = 2;
-            const len = varint(h, this.headHave);
+            const len = varintAt(h, 2, this.headHave);
             this.headHave = 0;
             if (len < 0 || len > this.msgLeft) throw this.malformed();
             pos = this.itemAt(b, pos, len, out);

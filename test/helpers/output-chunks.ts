@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { LogItem } from "../../src/api/aurae/observe/v0/observe.js";
 import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
 
@@ -30,3 +31,11 @@ export const sampleItems: LogItem[] = [
   { channel: "stdout", line: "after", timestamp: 5, droppedBefore: 1 },
   { channel: "stdout", line: "", timestamp: 6, droppedBefore: 0 },
 ];
+
+/** Writes a LogItem (channel "stdout", `line`, `dropped` if any) as field `field` of a response. */
+export function writeItem(w: BinaryWriter, field: number, line: string, dropped = 0): void {
+  w.uint32((field << 3) | 2).fork();
+  w.uint32(0x0a).string("stdout").uint32(0x12).string(line);
+  if (dropped) w.uint32((100 << 3) | 0).uint64(dropped);
+  w.join();
+}

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { GetSubProcessStreamResponse, type LogItem } from "../../src/api/aurae/observe/v0/observe.js";
-import { decodeOutputChunks, type OutputChunk } from "../../src/client/output-chunk-decoder.js";
+import { decodeOutputChunks } from "../../src/client/output-chunk-decoder.js";
 import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
-import { linesOf, sampleItems, type ChunkLine } from "../helpers/output-chunks.js";
+import { linesOf, sampleItems, writeItem } from "../helpers/output-chunks.js";
 
 
 /** What the generated decoder says of the same bytes, in the same form. */
@@ -53,12 +53,7 @@ test("1,024 lines of 100 bytes, as the batched stream carries them, come out byt
 });
 
 test("other shapes (repeated item, unknown fields, item and items together) give what the generated decoder gives", () => {
-  const item = (w: BinaryWriter, field: number, line: string, dropped = 0) => {
-    w.uint32((field << 3) | 2).fork();
-    w.uint32(0x0a).string("stdout").uint32(0x12).string(line);
-    if (dropped) w.uint32((100 << 3) | 0).uint64(dropped);
-    w.join();
-  };
+  const item = writeItem;
   const cases: Buffer[] = [];
   let w = new BinaryWriter();
   item(w, 1, "first");

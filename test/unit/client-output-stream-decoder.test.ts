@@ -6,7 +6,7 @@ import { GetSubProcessStreamResponse, type LogItem } from "../../src/api/aurae/o
 import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
 import { OutputStreamDecoder } from "../../src/client/output-stream-decoder.js";
 import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
-import { linesOf, sampleItems, type ChunkLine } from "../helpers/output-chunks.js";
+import { linesOf, sampleItems, writeItem, type ChunkLine } from "../helpers/output-chunks.js";
 
 type Line = ChunkLine;
 
@@ -87,12 +87,7 @@ test("the lines of one piece share its memory: one chunk per run between drops",
 });
 
 test("other shapes are decoded as the generated decoder does (a singular item after items comes after them)", () => {
-  const item = (w: BinaryWriter, field: number, line: string, dropped = 0) => {
-    w.uint32((field << 3) | 2).fork();
-    w.uint32(0x0a).string("stdout").uint32(0x12).string(line);
-    if (dropped) w.uint32((100 << 3) | 0).uint64(dropped);
-    w.join();
-  };
+  const item = writeItem;
   const cases: Array<{ msg: Buffer; order: "same" | "item-last" }> = [];
   let w = new BinaryWriter();
   item(w, 1, "first");

@@ -6,7 +6,7 @@ import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { credentials, makeGenericClientConstructor, Metadata, Server, status, type Client, type ClientReadableStream, type ServerWritableStream } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, Metadata, Server, status, type Client, type ClientReadableStream } from "@grpc/grpc-js";
 import { AuraeError } from "../../src/daemon/errors.js";
 import { Logger } from "../../src/daemon/logger.js";
 import { serverStream } from "../../src/daemon/server/rpc.js";

@@ -10,7 +10,7 @@ import {
   type GetSubProcessStreamResponse,
 } from "../../api/aurae/observe/v0/observe.js";
 import type { AuraeStream, CallOptions } from "../call.js";
-import { directStreamCall, messageDecoder } from "../direct-stream.js";
+import { directStreamCall, messageDecoder, type StreamDecoder } from "../direct-stream.js";
 import type { AuraeClient } from "../client.js";
 import { decodeDaemonLogStreamResponse, decodeSubProcessStreamResponse } from "../log-stream-decoder.js";
 import type { OutputChunk } from "../output-chunk-decoder.js";
@@ -25,8 +25,9 @@ export type { OutputChunk } from "../output-chunk-decoder.js";
 const SERVICE = "aurae.observe.v0.ObserveService";
 
 /**
- * The generated grpc-js client of the service, with the log streams' responses decoded by
- * log-stream-decoder.ts (the same objects as the generated decoder, several times faster per line).
+ * The generated grpc-js client of the service, with the daemon log's responses decoded by
+ * log-stream-decoder.ts (the same objects as the generated decoder, several times faster per
+ * line). Executables' output is read on the direct HTTP/2 session instead (outputStream).
  */
 const RawObserveServiceClient = makeGenericClientConstructor(
   {
@@ -61,10 +62,7 @@ export class ObserveServiceClient extends ServiceClientBase {
    * cheaper per line for both sides.
    */
   getSubProcessStream(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<GetSubProcessStreamResponse> {
-    // read off the HTTP/2 stream itself, as readOutput (direct-stream.ts); the same responses
-    const method = `${SERVICE}/GetSubProcessStream`;
-    const request = GetSubProcessStreamRequest.encode(GetSubProcessStreamRequest.fromPartial(req ?? {})).finish();
-    return directStreamCall(this.client.direct, `/${method}`, method, request, () => messageDecoder((b) => [decodeSubProcessStreamResponse(b)]), opts);
+    return this.outputStream(GetSubProcessStreamRequest.fromPartial(req ?? {}), () => messageDecoder((b) => [decodeSubProcessStreamResponse(b)]), opts);
   }
   /**
    * The same stream as `getSubProcessStream`, read as bytes: chunks of lines, each line ending
@@ -80,9 +78,12 @@ export class ObserveServiceClient extends ServiceClientBase {
    */
   readOutput(req: DeepPartial<GetSubProcessStreamRequest>, opts?: CallOptions): AuraeStream<OutputChunk> {
     const request = GetSubProcessStreamRequest.fromPartial({ ...req, maxLinesPerMessage: req.maxLinesPerMessage ?? 1024 });
-    // read off the HTTP/2 stream itself, not through grpc-js's message path (direct-stream.ts)
+    return this.outputStream(request, () => new OutputStreamDecoder(), opts);
+  }
+  /** GetSubProcessStream read off its HTTP/2 stream, not through grpc-js (direct-stream.ts). */
+  private outputStream<T>(req: GetSubProcessStreamRequest, makeDecoder: () => StreamDecoder<T>, opts?: CallOptions): AuraeStream<T> {
     const method = `${SERVICE}/GetSubProcessStream`;
-    return directStreamCall(this.client.direct, `/${method}`, method, GetSubProcessStreamRequest.encode(request).finish(), () => new OutputStreamDecoder(), opts);
+    return directStreamCall(this.client.direct, `/${method}`, method, GetSubProcessStreamRequest.encode(req).finish(), makeDecoder, opts);
   }
   /** Signals generated on the host, or delivered into one cell with a CELL workload. */
   getPosixSignalsStream(req: DeepPartial<GetPosixSignalsStreamRequest> = {}, opts?: CallOptions): AuraeStream<GetPosixSignalsStreamResponse> {

@@ -38,8 +38,8 @@ export interface DirectMethod {
   responseSent?: (bytes: Buffer) => void;
 }
 
-/** what a client may send as its one request (the server's grpc.max_receive_message_length) */
-const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** what a client may send as one request message (also grpc-js's limit: server.ts) */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 /** The methods of `definition` named in `names` (server-streaming only), as DirectMethods. */
 export function directMethods(

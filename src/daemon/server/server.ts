@@ -5,11 +5,11 @@ import { describeAddress, grpcTarget, type ListenAddress } from "./address.js";
 import { removeSocket } from "./socket.js";
 import { chmodSync } from "node:fs";
 import { StartupError } from "./tls.js";
-import { directMethods, routeDirectStreams, type DirectMethod } from "./direct-stream.js";
+import { directMethods, MAX_REQUEST_BYTES, routeDirectStreams, type DirectMethod } from "./direct-stream.js";
 
 /** Limits every listener enforces (a resource a client controls is bounded). */
 const SERVER_OPTIONS = {
-  "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
   "grpc.max_concurrent_streams": 1024,
   "grpc.keepalive_permit_without_calls": 1,
 };
@@ -20,7 +20,7 @@ export class DaemonServer {
   private readonly bound: ListenAddress[] = [];
   private readonly direct: DirectMethod[] = [];
 
-  constructor(private readonly logger: Logger, private readonly modules: ServiceModule[]) {
+  constructor(private readonly logger: Logger, modules: ServiceModule[]) {
     for (const m of modules) {
       this.server.addService(m.definition, m.implementation);
       // AURAED_DIRECT_STREAMS=off keeps every method on grpc-js (for comparison and diagnosis)
