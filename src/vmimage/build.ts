@@ -18,9 +18,11 @@ import { distFiles, hashFiles, packageFiles, runtimePackages, sha256File } from 
 
 /** aurae-shim, relative to the app directory (built by src/platform/native/build.sh). */
 const SHIM = "build/native/aurae-shim";
+/** the output streams' C line encoder (same script; needs only libc, which Node brings) */
+const LINE_ENCODER = "build/native/liblog-item-wire.so";
 
 /** Bump when the layout of the image changes, so cached images are rebuilt. */
-const BUILDER_VERSION = "6";
+const BUILDER_VERSION = "7";
 
 /**
  * Host tools the guest's isolated cells need (src/platform/namespaces/holder.ts): util-linux's
@@ -117,7 +119,9 @@ export async function buildVmImage(opts: BuildVmImageOptions): Promise<VmImage> 
   for (const f of ["dist/daemon/main.js", "bin/auraed.js", "package.json"]) {
     if (!existsSync(join(appDir, f))) throw new Error(`the daemon is not built: ${join(appDir, f)} is missing (run npm run build)`);
   }
-  if (!existsSync(join(appDir, SHIM))) throw new Error(`aurae-shim is not built: ${join(appDir, SHIM)} is missing (run src/platform/native/build.sh)`);
+  for (const f of [SHIM, LINE_ENCODER]) {
+    if (!existsSync(join(appDir, f))) throw new Error(`auraed's native helpers are not built: ${join(appDir, f)} is missing (run src/platform/native/build.sh)`);
+  }
   for (const f of [opts.caCrt, opts.caKey]) if (!existsSync(f)) throw new Error(`CA file '${f}' does not exist`);
 
   // 1. kernel
@@ -269,7 +273,7 @@ async function buildBase(
   h.update(`node ${sha256File(node)}\0busybox ${sha256File(busybox)}\0`);
   for (const e of extras) h.update(`extra ${e} ${sha256File(realpathSync(e))}\0`);
   h.update(`init ${initScript()}\0dist ${hashFiles(join(appDir, "dist"), dist)}\0`);
-  h.update(`app ${hashFiles(appDir, ["package.json", "bin/auraed.js", SHIM])}\0`);
+  h.update(`app ${hashFiles(appDir, ["package.json", "bin/auraed.js", SHIM, LINE_ENCODER])}\0`);
   for (const p of packages) h.update(`pkg ${p.slice(appDir.length)} ${hashFiles(p, packageFiles(p))}\0`);
   const hash = h.digest("hex").slice(0, 24);
   const path = join(root, "base", `${hash}.cpio${compression === "gzip" ? ".gz" : ""}`);
@@ -335,6 +339,7 @@ async function buildBase(
     // the per-executable shim, where src/platform/process/shim.ts looks for it (static: no libraries)
     await mkdirs(join(app, dirname(SHIM)));
     await cpio.copyFrom(join(appDir, SHIM), join(app, SHIM));
+    await cpio.copyFrom(join(appDir, LINE_ENCODER), join(app, LINE_ENCODER));
     for (const f of dist) {
       await mkdirs(join(app, "dist", dirname(f)));
       await cpio.copyFrom(join(appDir, "dist", f), join(app, "dist", f));

@@ -14,6 +14,9 @@
  * moved into place with `copyWithin` (a memmove inside one ArrayBuffer; `Buffer.copy` between two
  * buffers costs several times more per 100-byte line). Lines are never turned into strings.
  *
+ * Runs of whole lines are encoded by the C encoder when it is there (`lineRun`, native-lines.ts):
+ * the same bytes, without JavaScript's per-line costs.
+ *
  * Memory is reused: grpc-js copies each response into a frame of its own when it calls the
  * service's `responseSerialize` (serializeEncoded below), synchronously; from then on nothing
  * refers to the encoder's memory, which goes back to a small shared pool. Fresh memory for
@@ -22,6 +25,7 @@
  */
 import type { LineSink, OutputLine } from "../../platform/output/channel-file.js";
 import { returnArena, takeArena } from "./arena-pool.js";
+import { nativeLines, nativeState, Slot, STARTS_CAP, type EncodeLines } from "./native-lines.js";
 
 /** a batched response is closed once it holds this many bytes (about 1,200 lines of 100 bytes) */
 export const BATCH_MESSAGE_BYTES = 128 * 1024;
@@ -101,13 +105,21 @@ export class LogResponseEncoder implements LineSink {
   private readonly perResponse: number;
   private lastTs = -1;
   private lastTsSize = 0;
+  /** the C encoder of runs of lines, if loaded */
+  private readonly native: EncodeLines | undefined;
+  /** see LineSink.lineRun: undefined without the C encoder */
+  readonly lineRun: LineSink["lineRun"];
+  runEnd = 0;
+  runFull = false;
 
-  constructor(channel: string, perResponse: boolean | number) {
+  constructor(channel: string, perResponse: boolean | number, opts: { native?: boolean } = {}) {
     this.perResponse = perResponse === true ? Infinity : perResponse === false ? 0 : perResponse;
     this.batch = this.perResponse > 0;
     const ch = Buffer.from(channel, "latin1");
     if (ch.length >= 128) throw new RangeError("channel name too long");
     this.channelField = ch.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ch.length]), ch]);
+    this.native = opts.native === false ? undefined : nativeLines();
+    this.lineRun = this.native ? (buf, from, end, limit, ts, maxLines, maxLineBytes) => this.encodeRun(buf, from, end, limit, ts, maxLines, maxLineBytes) : undefined;
   }
 
   /** true when nothing was encoded since the last finish() */
@@ -179,6 +191,44 @@ export class LogResponseEncoder implements LineSink {
     }
     this.at = at;
     return !this.batch || at < BATCH_MESSAGE_BYTES;
+  }
+
+  /**
+   * A run of whole lines through the C encoder (LineSink.lineRun): the same bytes as line() for
+   * each, same response boundaries, same stop once a batched buffer is full. It stops early
+   * (and the reader hands the next line to line()) where line() has work the C encoder does
+   * not do: a line that does not fit in the buffer, one longer than maxLineBytes.
+   */
+  private encodeRun(buf: Buffer, from: number, end: number, limit: number, timestamp: number, maxLines: number, maxLineBytes: number): number {
+    this.runEnd = from;
+    this.runFull = false;
+    if (from < 0 || end > buf.length || from >= end) return 0;
+    if (!this.out) this.newArena();
+    const out = this.out!;
+    const st = nativeState;
+    const open = this.batch && this.starts.length > 0 ? this.starts[this.starts.length - 1]! : -1;
+    st[Slot.Pos] = from;
+    st[Slot.End] = end;
+    st[Slot.Limit] = Math.min(limit, end);
+    st[Slot.At] = this.at;
+    st[Slot.Cap] = out === this.arena ? this.readFrom : out.length;
+    st[Slot.PerResponse] = this.batch ? Math.min(this.perResponse, 0x7fffffff) : 0;
+    st[Slot.Open] = open;
+    st[Slot.RespLines] = this.respLines;
+    st[Slot.MaxLines] = Math.min(maxLines, 0x7fffffff);
+    st[Slot.MaxLineBytes] = maxLineBytes;
+    st[Slot.BatchBytes] = BATCH_MESSAGE_BYTES;
+    st[Slot.StartsCap] = STARTS_CAP;
+    const n = this.native!(out, buf, st, this.channelField, this.channelField.length, Math.floor(timestamp));
+    if (n > 0) {
+      this.at = st[Slot.At]!;
+      this.respLines = st[Slot.RespLines]!;
+      const opened = st[Slot.NStarts]!;
+      for (let i = 0; i < opened; i++) this.starts.push(st[Slot.Starts + i]!);
+      this.runEnd = st[Slot.Pos]!;
+      this.runFull = st[Slot.Stop] === 1;
+    }
+    return n;
   }
 
   /**

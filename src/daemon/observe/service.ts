@@ -17,6 +17,7 @@ import { ownPidNamespaceLevel, SignalTracer } from "../../platform/ebpf/signal-t
 import { OutputLog } from "./output-log.js";
 import type { ExecutableDirectory, OutputReader } from "./ports.js";
 import { SignalHub, type StartSignalSource } from "./signal-hub.js";
+import { nativeLinesPath, nativeLinesStatus } from "./native-lines.js";
 import { LogResponseEncoder, serializeEncoded } from "./log-item-wire.js";
 import { StreamWriter } from "./stream-writer.js";
 import { parseSignalsStreamRequest, parseSubProcessStreamRequest } from "./validation.js";
@@ -57,6 +58,10 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
   const daemonLog = new OutputLog({ maxBytes: DAEMON_LOG_HISTORY_BYTES });
   const logSub = logger.subscribe((r) => daemonLog.append(r.line, r.time));
   for (const r of logSub.backlog) daemonLog.append(r.line, r.time);
+  // which encoder the output streams use (the C one, or why not)
+  const encoder = nativeLinesStatus();
+  if (encoder === "native") logger.info("output line encoder: native", { library: nativeLinesPath() });
+  else logger.warn("output line encoder: TypeScript (slower)", { reason: encoder });
 
   let cgroupIndex: CgroupIndex | undefined;
   const hub = new SignalHub({

@@ -1,0 +1,154 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { GetSubProcessStreamResponse } from "../../src/api/aurae/observe/v0/observe.js";
+import { LogResponseEncoder, serializeEncoded } from "../../src/daemon/observe/log-item-wire.js";
+import { nativeLines, nativeLinesPath, nativeLinesStatus, resetNativeLinesForTests } from "../../src/daemon/observe/native-lines.js";
+import { ChannelFile, type OutputReader } from "../../src/platform/output/channel-file.js";
+import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
+
+// The C encoder (src/daemon/observe/log-item-wire.c) must give exactly the responses the
+// TypeScript encoder gives, through the real file reader: same bytes, same boundaries.
+
+const native = nativeLines();
+const skip = native ? false : `the C encoder is not loaded: ${nativeLinesStatus()}`;
+if (skip) process.stderr.write(`observe-native-lines: skipped: ${skip}\n`);
+
+test("the C encoder is built and loaded where CI runs (scripts/setup.sh builds it)", { skip: !process.env.CI && skip }, () => {
+  assert.ok(native, `${nativeLinesPath()}: ${nativeLinesStatus()}`);
+});
+
+function tempFile(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-native-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, "stdout");
+  fs.writeFileSync(f, "");
+  return f;
+}
+
+/** Everything a reader gives now, as the responses (copied) of each take, through `enc`. */
+function responses(r: OutputReader, enc: LogResponseEncoder, take: number, out: Buffer[][]): boolean {
+  for (;;) {
+    const n = r.takeBytes(enc, take);
+    if (n === null) return true;
+    if (n === 0) return false;
+    const msgs = enc.finish();
+    out.push(msgs.map((m) => Buffer.from(m)));
+    for (const m of msgs) serializeEncoded(m); // as grpc-js does: the arena is reused from now on
+  }
+}
+
+/** The lines in responses, decoded by the generated decoder. */
+function decodedLines(takes: Buffer[][]): string[] {
+  const lines: string[] = [];
+  for (const msgs of takes) {
+    for (const m of msgs) {
+      const d = GetSubProcessStreamResponse.decode(m);
+      if (d.item) lines.push(d.item.line);
+      for (const i of d.items) lines.push(i.line);
+    }
+  }
+  return lines;
+}
+
+const forms: Array<[string, boolean | number, number]> = [
+  ["one line per response", 0, 256],
+  ["1 line per response, batched", 1, 256],
+  ["7 lines per response", 7, 256],
+  ["1024 lines per response", 1024, 1024],
+  ["every line of a take in one response", true, 1000],
+];
+
+for (const maxLineBytes of [65536, 50]) {
+  for (const [name, per, take] of forms) {
+    test(`C and TypeScript encoders give the same responses: ${name}, mixed output, lines of at most ${maxLineBytes} bytes`, { skip }, (t) => {
+      const bytes = mixedOutput(20_000);
+      const f = tempFile(t);
+      let now = 1_733_082_000_000;
+      const c = new ChannelFile(f, { maxLineBytes, now: () => now });
+      const js = c.openReader();
+      const cc = c.openReader();
+      const jsEnc = new LogResponseEncoder("stdout", per, { native: false });
+      const cEnc = new LogResponseEncoder("stdout", per);
+      assert.equal(jsEnc.lineRun, undefined);
+      assert.ok(cEnc.lineRun);
+      const a: Buffer[][] = [];
+      const b: Buffer[][] = [];
+      // written in uneven pieces, each seen at its own time: timestamps change inside reads
+      for (let at = 0, i = 0; at < bytes.length; i++) {
+        const n = [1, 700, 33_000, 5, 140_000, 9_999][i % 6]!;
+        fs.appendFileSync(f, bytes.subarray(at, at + n));
+        at += n;
+        now += 3;
+        c.refresh();
+        if (i % 3 === 0) {
+          responses(js, jsEnc, take, a);
+          responses(cc, cEnc, take, b);
+        }
+      }
+      c.end();
+      assert.equal(responses(js, jsEnc, take, a), true);
+      assert.equal(responses(cc, cEnc, take, b), true);
+      assert.deepEqual(b, a);
+      assert.deepEqual(decodedLines(b), documentedLines(bytes, maxLineBytes));
+    });
+  }
+}
+
+test("C and TypeScript encoders give the same responses when a reader falls behind retention (dropped lines)", { skip }, (t) => {
+  const f = tempFile(t);
+  let now = 1000;
+  const c = new ChannelFile(f, { retainBytes: 64 * 1024, now: () => now });
+  const js = c.openReader();
+  const cc = c.openReader();
+  const jsEnc = new LogResponseEncoder("stderr", 1024, { native: false });
+  const cEnc = new LogResponseEncoder("stderr", 1024);
+  const a: Buffer[][] = [];
+  const b: Buffer[][] = [];
+  const line = "z".repeat(99) + "\n";
+  for (let i = 0; i < 30; i++) {
+    now += 10;
+    fs.appendFileSync(f, (String(i) + line).repeat(1000));
+    c.refresh();
+    if (i % 4 === 0) {
+      responses(js, jsEnc, 512, a);
+      responses(cc, cEnc, 512, b);
+    }
+  }
+  c.end();
+  responses(js, jsEnc, 512, a);
+  responses(cc, cEnc, 512, b);
+  assert.ok(js.dropped > 0, "lines were dropped");
+  assert.equal(cc.dropped, js.dropped);
+  assert.deepEqual(b, a);
+});
+
+test("100-byte lines in 128 KiB responses: the C encoder fills each response as far as the TypeScript one", { skip }, (t) => {
+  const f = tempFile(t);
+  const c = new ChannelFile(f, { now: () => 1_733_082_000_000 });
+  fs.writeFileSync(f, ("y".repeat(99) + "\n").repeat(20_000));
+  c.refresh();
+  c.end();
+  const a: Buffer[][] = [];
+  const b: Buffer[][] = [];
+  responses(c.openReader(), new LogResponseEncoder("stdout", 1024, { native: false }), 1024, a);
+  responses(c.openReader(), new LogResponseEncoder("stdout", 1024), 1024, b);
+  assert.deepEqual(b, a);
+  assert.equal(decodedLines(b).length, 20_000);
+});
+
+test("AURAED_NATIVE_LINES=off leaves the TypeScript encoder alone", (t) => {
+  const before = process.env.AURAED_NATIVE_LINES;
+  t.after(() => {
+    if (before === undefined) delete process.env.AURAED_NATIVE_LINES;
+    else process.env.AURAED_NATIVE_LINES = before;
+    resetNativeLinesForTests();
+  });
+  process.env.AURAED_NATIVE_LINES = "off";
+  resetNativeLinesForTests();
+  assert.equal(nativeLines(), undefined);
+  assert.match(nativeLinesStatus(), /AURAED_NATIVE_LINES=off/);
+  assert.equal(new LogResponseEncoder("stdout", 1024).lineRun, undefined);
+});
