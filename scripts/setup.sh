@@ -13,6 +13,7 @@ APT_PACKAGES=(
   catatonit       # the init holding an isolated cell's namespaces (reaps orphans there)
   libbpf1         # loaded through koffi by the signal stream
   libbpf-dev      # headers to build the eBPF object
+  lld-14          # wasm-ld: rebuilds the SDK's WebAssembly loop (src/client/wasm/build.sh) in its staleness test
   clang-14        # compiles the eBPF object (src/platform/ebpf/build.sh)
   gcc             # compiles aurae-shim, the per-executable shim (src/platform/native/build.sh)
   libc6-dev       # its headers and static libc

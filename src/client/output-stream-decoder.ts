@@ -24,6 +24,7 @@
 import { AuraeClientError } from "./errors.js";
 import { decodeOutputChunks, plain, plainItem, varintAt, type OutputChunk } from "./output-chunk-decoder.js";
 import { status } from "@grpc/grpc-js";
+import { wasmRunOfItems, type RunResult } from "./wasm/output-run.js";
 
 const ITEMS_TAG_0 = 0xa2; // field 100, length-delimited: (100 << 3 | 2) as a two-byte varint
 const ITEMS_TAG_1 = 0x06;
@@ -38,6 +39,11 @@ const enum State {
   /** gathering a response (or its rest) for decodeOutputChunks */
   Gather,
 }
+
+/** a run of at least this many bytes goes to the WebAssembly loop (below it, copying costs more than it saves) */
+const WASM_MIN_BYTES = 512;
+/** what the WebAssembly loop found */
+const run: RunResult = { lines: 0, timestamp: 0, pos: 0, to: 0, left: 0 };
 
 /** what auraedItem found */
 let fastStart = 0;
@@ -250,6 +256,20 @@ export class OutputStreamDecoder {
   private runOfItems(b: Buffer, pos: number, out: OutputChunk[]): number {
     const n = b.length;
     let left = this.msgLeft;
+    const wasm = n - pos >= WASM_MIN_BYTES ? wasmRunOfItems() : null;
+    if (wasm !== null && left > 0) {
+      wasm(b, pos, this.runTo, left, run);
+      if (run.lines > 0) {
+        if (this.runLines === 0) {
+          this.runDropped = 0;
+          this.runTs = run.timestamp;
+        }
+        this.runLines += run.lines;
+        this.runTo = run.to;
+        pos = run.pos;
+        left = run.left;
+      }
+    }
     while (left > 0 && n - pos >= 4 && b[pos] === ITEMS_TAG_0 && b[pos + 1] === ITEMS_TAG_1) {
       let len = b[pos + 2]!;
       let h = 3;

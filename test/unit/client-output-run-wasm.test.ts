@@ -1,0 +1,122 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
+import { OutputStreamDecoder } from "../../src/client/output-stream-decoder.js";
+import { resetWasmForTests, wasmRunOfItems } from "../../src/client/wasm/output-run.js";
+import { encodeLogResponses, LogResponseEncoder } from "../../src/daemon/observe/log-item-wire.js";
+import type { OutputLine } from "../../src/platform/output/channel-file.js";
+import { REPO } from "../helpers/daemon.js";
+
+// readOutput's WebAssembly loop (src/client/wasm/output-run.c) must give exactly what the
+// TypeScript loop gives: same chunks (text, lines, drops, timestamps), same errors.
+
+function frames(msgs: Uint8Array[]): Buffer {
+  return Buffer.concat(
+    msgs.flatMap((m) => {
+      const p = Buffer.alloc(5);
+      p.writeUInt32BE(m.length, 1);
+      return [p, Buffer.from(m)];
+    }),
+  );
+}
+
+/** Decodes `data` cut at `cuts` with the WebAssembly loop on or off: the chunks (copied), or the error's message. */
+function decode(data: Buffer, cuts: number[], wasm: boolean): Array<{ text: string; lines: number; droppedBefore: number; timestamp?: number }> | string {
+  const before = process.env.AURAE_SDK_WASM;
+  process.env.AURAE_SDK_WASM = wasm ? "on" : "off";
+  resetWasmForTests();
+  try {
+    assert.equal(wasmRunOfItems() !== null, wasm);
+    const d = new OutputStreamDecoder();
+    const chunks: OutputChunk[] = [];
+    let from = 0;
+    for (const c of [...cuts.filter((x) => x > 0 && x < data.length).sort((a, b) => a - b), data.length]) {
+      if (c <= from) continue;
+      d.push(Buffer.from(data.subarray(from, c)), chunks);
+      from = c;
+    }
+    return chunks.map((c) => ({ text: c.text.toString("latin1"), lines: c.lines, droppedBefore: c.droppedBefore, timestamp: c.timestamp }));
+  } catch (err) {
+    if (err instanceof assert.AssertionError) throw err;
+    return (err as Error).message;
+  } finally {
+    if (before === undefined) delete process.env.AURAE_SDK_WASM;
+    else process.env.AURAE_SDK_WASM = before;
+    resetWasmForTests();
+  }
+}
+
+const cutsOf = (len: number, n: number) => Array.from({ length: n }, () => randomInt(0, len));
+
+test("the WebAssembly loop loads", () => {
+  resetWasmForTests();
+  assert.ok(wasmRunOfItems());
+});
+
+test("the committed module is what src/client/wasm/build.sh builds from output-run.c", (t) => {
+  const tools = ["/usr/bin/clang-14", "/usr/bin/wasm-ld-14"].filter((f) => !existsSync(f));
+  if (tools.length > 0) {
+    if (process.env.CI) assert.fail(`missing ${tools.join(", ")} (scripts/setup.sh installs clang-14 and lld-14)`);
+    t.skip(`missing ${tools.join(", ")}`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "aurae-wasm-"));
+  try {
+    const out = join(dir, "output-run-wasm.ts");
+    execFileSync("bash", [join(REPO, "src/client/wasm/build.sh"), out], { stdio: "pipe" });
+    assert.equal(readFileSync(join(REPO, "src/client/wasm/output-run-wasm.ts"), "utf8"), readFileSync(out, "utf8"), "stale: run src/client/wasm/build.sh");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("auraed's responses, cut anywhere: the same chunks with and without WebAssembly", () => {
+  // line lengths around the varint steps (127/128, 16383/16384), empty lines, drops, big timestamps
+  const lengths = [0, 1, 99, 100, 126, 127, 128, 129, 1000, 16383, 16384, 20000];
+  const lines: OutputLine[] = Array.from({ length: 4000 }, (_, i) => {
+    const len = i % 13 === 0 ? lengths[(i / 13) % lengths.length]! : 99;
+    return {
+      line: `${i}:${"l".repeat(len)}`.slice(0, len),
+      timestamp: i % 97 === 0 ? 2 ** 48 + i : 1_733_082_000_000 + i,
+      droppedBefore: i % 701 === 5 ? i : 0,
+    };
+  });
+  const msgs: Buffer[] = [];
+  for (let at = 0; at < lines.length; at += 1024) msgs.push(...encodeLogResponses("stdout", lines.slice(at, at + 1024), true));
+  const seven = new LogResponseEncoder("stdout", 7, { native: false });
+  for (const l of lines.slice(0, 500)) {
+    const b = Buffer.from(l.line);
+    seven.line(b, 0, b.length, l.timestamp, l.droppedBefore);
+  }
+  msgs.push(...seven.finish().map((m) => Buffer.from(m)));
+  msgs.push(...encodeLogResponses("stderr", lines.slice(0, 50), false)); // Aurae's one item per response
+  const data = frames(msgs);
+  for (const cuts of [[], Array.from({ length: 400 }, (_, i) => i * 8192 + (i % 3)), cutsOf(data.length, 100), cutsOf(data.length, 3000)]) {
+    const js = decode(data, cuts, false);
+    const wasm = decode(data, cuts, true);
+    assert.ok(Array.isArray(js) && js.length > 0);
+    assert.deepEqual(wasm, js);
+  }
+});
+
+test("damaged responses: the same lines, or the same error, with and without WebAssembly", () => {
+  const lines: OutputLine[] = Array.from({ length: 300 }, (_, i) => ({ line: `${i}`.padEnd(99, "z"), timestamp: 1_733_082_000_000, droppedBefore: 0 }));
+  const good = frames(encodeLogResponses("stdout", lines, true));
+  for (let i = 0; i < 300; i++) {
+    const data = Buffer.from(good);
+    // a few bytes changed inside the response (never the 5-byte prefix)
+    for (let k = 0; k < 1 + (i % 4); k++) data[5 + randomInt(0, data.length - 5)] = i % 2 === 0 ? randomInt(0, 256) : [0x0a, 0x12, 0x18, 0xa2, 0x06, 0x80, 0xff][randomInt(0, 7)]!;
+    const cuts = cutsOf(data.length, 1 + (i % 5));
+    assert.deepEqual(decode(data, cuts, true), decode(data, cuts, false), `case ${i}`);
+  }
+  for (let i = 0; i < 200; i++) {
+    const body = Buffer.concat([Buffer.from([0xa2, 0x06, 0x7f]), randomBytes(600 + i)]);
+    const data = frames([body]);
+    assert.deepEqual(decode(data, [], true), decode(data, [], false), `random ${i}`);
+  }
+});
