@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { LogItem } from "../../src/api/aurae/observe/v0/observe.js";
 import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
+import { OutputStreamDecoder } from "../../src/client/output-stream-decoder.js";
 
 /** A line of OutputChunks; the first line of each chunk carries its drop count and timestamp. */
 export type ChunkLine = { line: string; droppedBefore: number; timestamp?: number };
@@ -38,4 +39,28 @@ export function writeItem(w: BinaryWriter, field: number, line: string, dropped 
   w.uint32(0x0a).string("stdout").uint32(0x12).string(line);
   if (dropped) w.uint32((100 << 3) | 0).uint64(dropped);
   w.join();
+}
+
+/** gRPC framing of responses: the DATA of a stream */
+export function frames(msgs: Uint8Array[]): Buffer {
+  return Buffer.concat(
+    msgs.flatMap((m) => {
+      const p = Buffer.alloc(5);
+      p.writeUInt32BE(m.length, 1);
+      return [p, Buffer.from(m)];
+    }),
+  );
+}
+
+/** `data` fed to an OutputStreamDecoder in pieces cut at `cuts` (copies: the decoder changes its pieces). */
+export function decodeInPieces(data: Buffer, cuts: number[]): { chunks: OutputChunk[]; idle: boolean } {
+  const d = new OutputStreamDecoder();
+  const chunks: OutputChunk[] = [];
+  let from = 0;
+  for (const c of [...cuts.filter((x) => x > 0 && x < data.length).sort((a, b) => a - b), data.length]) {
+    if (c <= from) continue;
+    d.push(Buffer.from(data.subarray(from, c)), chunks);
+    from = c;
+  }
+  return { chunks, idle: d.idle };
 }

@@ -5,25 +5,14 @@ import { randomBytes, randomInt } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
-import { OutputStreamDecoder } from "../../src/client/output-stream-decoder.js";
 import { resetWasmForTests, wasmRunOfItems } from "../../src/client/wasm/output-run.js";
 import { encodeLogResponses, LogResponseEncoder } from "../../src/daemon/observe/log-item-wire.js";
 import type { OutputLine } from "../../src/platform/output/channel-file.js";
 import { REPO } from "../helpers/daemon.js";
+import { decodeInPieces, frames } from "../helpers/output-chunks.js";
 
 // readOutput's WebAssembly loop (src/client/wasm/output-run.c) must give exactly what the
 // TypeScript loop gives: same chunks (text, lines, drops, timestamps), same errors.
-
-function frames(msgs: Uint8Array[]): Buffer {
-  return Buffer.concat(
-    msgs.flatMap((m) => {
-      const p = Buffer.alloc(5);
-      p.writeUInt32BE(m.length, 1);
-      return [p, Buffer.from(m)];
-    }),
-  );
-}
 
 /** Decodes `data` cut at `cuts` with the WebAssembly loop on or off: the chunks (copied), or the error's message. */
 function decode(data: Buffer, cuts: number[], wasm: boolean): Array<{ text: string; lines: number; droppedBefore: number; timestamp?: number }> | string {
@@ -32,14 +21,7 @@ function decode(data: Buffer, cuts: number[], wasm: boolean): Array<{ text: stri
   resetWasmForTests();
   try {
     assert.equal(wasmRunOfItems() !== null, wasm);
-    const d = new OutputStreamDecoder();
-    const chunks: OutputChunk[] = [];
-    let from = 0;
-    for (const c of [...cuts.filter((x) => x > 0 && x < data.length).sort((a, b) => a - b), data.length]) {
-      if (c <= from) continue;
-      d.push(Buffer.from(data.subarray(from, c)), chunks);
-      from = c;
-    }
+    const { chunks } = decodeInPieces(data, cuts);
     return chunks.map((c) => ({ text: c.text.toString("latin1"), lines: c.lines, droppedBefore: c.droppedBefore, timestamp: c.timestamp }));
   } catch (err) {
     if (err instanceof assert.AssertionError) throw err;

@@ -6,33 +6,12 @@ import { GetSubProcessStreamResponse, type LogItem } from "../../src/api/aurae/o
 import type { OutputChunk } from "../../src/client/output-chunk-decoder.js";
 import { OutputStreamDecoder } from "../../src/client/output-stream-decoder.js";
 import { encodeLogResponses } from "../../src/daemon/observe/log-item-wire.js";
-import { linesOf, sampleItems, writeItem, type ChunkLine } from "../helpers/output-chunks.js";
+import { decodeInPieces, frames, linesOf, sampleItems, writeItem, type ChunkLine } from "../helpers/output-chunks.js";
 
 type Line = ChunkLine;
 
-/** gRPC framing of responses: the DATA of a stream */
-function frames(msgs: Uint8Array[]): Buffer {
-  return Buffer.concat(
-    msgs.flatMap((m) => {
-      const p = Buffer.alloc(5);
-      p.writeUInt32BE(m.length, 1);
-      return [p, Buffer.from(m)];
-    }),
-  );
-}
-
-/** `data` fed in pieces cut at `cuts` (copies: the decoder changes its pieces). */
-function decode(data: Buffer, cuts: number[]): { chunks: OutputChunk[]; idle: boolean } {
-  const d = new OutputStreamDecoder();
-  const chunks: OutputChunk[] = [];
-  let from = 0;
-  for (const c of [...cuts.filter((x) => x > 0 && x < data.length).sort((a, b) => a - b), data.length]) {
-    if (c <= from) continue;
-    d.push(Buffer.from(data.subarray(from, c)), chunks);
-    from = c;
-  }
-  return { chunks, idle: d.idle };
-}
+/** `data` fed in pieces cut at `cuts` */
+const decode = decodeInPieces;
 
 function randomCuts(len: number, n: number): number[] {
   return Array.from({ length: n }, () => randomInt(0, Math.max(1, len)));
