@@ -30,6 +30,8 @@ interface Ask {
   fail?: string;
   failAfter?: number;
   hang?: boolean;
+  /** messages to write in one go, as one buffer of frames where the call takes that (writeFrames) */
+  framed?: number;
 }
 
 async function setup() {
@@ -50,6 +52,13 @@ async function setup() {
       if (ask.failAfter === i) throw new AuraeError("failed_precondition", ask.fail ?? "failed");
       if (!call.write(Buffer.from(`message ${i}`))) await new Promise((r) => call.once("drain", r));
       if (call.cancelled) return;
+    }
+    if (ask.framed) {
+      const msgs = Array.from({ length: ask.framed }, (_, i) => Buffer.from(`framed ${i}`));
+      const frames = Buffer.concat(msgs.flatMap((m) => [Buffer.from([0, 0, 0, 0, m.length]), m]));
+      const direct = call as unknown as { writeFrames?: (f: Buffer, m: Buffer[]) => boolean };
+      if (direct.writeFrames) direct.writeFrames(frames, msgs);
+      else for (const m of msgs) call.write(m);
     }
     if (ask.hang) await new Promise<void>((r) => call.on("cancelled", () => r()));
   });
@@ -108,6 +117,17 @@ test("a grpc-js client gets the same messages and status from the direct path as
     assert.equal(direct.msgs[499], "message 499");
     // each response's bytes were reported sent
     assert.equal(s.seen.sent, 500);
+  }));
+
+test("responses written as one buffer of frames arrive as the same messages; each is reported sent", () =>
+  withSetup(async (s) => {
+    const direct = await readAll(s.client.direct!(ask({ n: 2, framed: 300 })));
+    const grpc = await readAll(s.client.viaGrpc!(ask({ n: 2, framed: 300 })));
+    assert.equal(direct.code, 0);
+    assert.deepEqual(direct.msgs, grpc.msgs);
+    assert.equal(direct.msgs.length, 302);
+    assert.equal(direct.msgs[301], "framed 299");
+    assert.equal(s.seen.sent, 302);
   }));
 
 test("errors arrive as their status: before any message (trailers only) and after some", () =>

@@ -28,13 +28,22 @@ function tempFile(t: { after(fn: () => void): void }): string {
   return f;
 }
 
-/** Everything a reader gives now, as the responses (copied) of each take, through `enc`. */
+/** gRPC's framing of messages: each behind its 5-byte prefix */
+function framedBytes(msgs: Buffer[]): Buffer {
+  return Buffer.concat(msgs.flatMap((m) => [Buffer.from([0, m.length >>> 24, (m.length >>> 16) & 255, (m.length >>> 8) & 255, m.length & 255]), m]));
+}
+
+/**
+ * Everything a reader gives now, as the responses (copied) of each take, through `enc`; a
+ * framed encoder's frames must be those responses framed.
+ */
 function responses(r: OutputReader, enc: LogResponseEncoder, take: number, out: Buffer[][]): boolean {
   for (;;) {
     const n = r.takeBytes(enc, take);
     if (n === null) return true;
     if (n === 0) return false;
     const msgs = enc.finish();
+    if (enc.frames) assert.deepEqual(enc.frames, framedBytes(msgs), "frames are the responses, each behind its prefix");
     out.push(msgs.map((m) => Buffer.from(m)));
     for (const m of msgs) serializeEncoded(m); // as grpc-js does: the arena is reused from now on
   }
@@ -61,17 +70,17 @@ const forms: Array<[string, boolean | number, number]> = [
   ["every line of a take in one response", true, 1000],
 ];
 
-for (const maxLineBytes of [65536, 50]) {
+for (const [maxLineBytes, framed] of [[65536, false], [50, false], [65536, true]] as const) {
   for (const [name, per, take] of forms) {
-    test(`C and TypeScript encoders give the same responses: ${name}, mixed output, lines of at most ${maxLineBytes} bytes`, { skip }, (t) => {
+    test(`C and TypeScript encoders give the same responses: ${name}, mixed output, lines of at most ${maxLineBytes} bytes${framed ? ", framed" : ""}`, { skip }, (t) => {
       const bytes = mixedOutput(20_000);
       const f = tempFile(t);
       let now = 1_733_082_000_000;
       const c = new ChannelFile(f, { maxLineBytes, now: () => now });
       const js = c.openReader();
       const cc = c.openReader();
-      const jsEnc = new LogResponseEncoder("stdout", per, { native: false });
-      const cEnc = new LogResponseEncoder("stdout", per);
+      const jsEnc = new LogResponseEncoder("stdout", per, { native: false, framed });
+      const cEnc = new LogResponseEncoder("stdout", per, { framed });
       assert.equal(jsEnc.lineRun, undefined);
       assert.ok(cEnc.lineRun);
       const a: Buffer[][] = [];

@@ -33,10 +33,11 @@ enum {
   S_RESP_LINES,     /* in/out: lines in that response */
   S_MAX_LINES,      /* take at most this many lines */
   S_MAX_LINE_BYTES, /* stop before a longer line */
-  S_BATCH_BYTES,    /* batched: open a new response once the open one holds this much; stop once `at` passed it */
+  S_BATCH_BYTES,    /* batched: open a new response once the open one holds this much; either form: stop once `at` passed it */
   S_NSTARTS,        /* out: responses opened by this call (their starts follow at S_STARTS) */
   S_STARTS_CAP,     /* room for starts */
-  S_STOP,           /* out: 1 when the batched buffer is full (the caller should send it) */
+  S_STOP,           /* out: 1 when the buffer holds BATCH_BYTES or more (the caller should send it) */
+  S_FRAME,          /* bytes left free before each response (its gRPC prefix, written by the caller) */
   S_STARTS = 16,
 };
 
@@ -77,6 +78,7 @@ int32_t aurae_encode_lines(uint8_t *out, const uint8_t *in, int32_t *st, const u
   const int32_t max_line = st[S_MAX_LINE_BYTES];
   const int32_t batch_bytes = st[S_BATCH_BYTES];
   const int32_t starts_cap = st[S_STARTS_CAP];
+  const int32_t frame = st[S_FRAME];
   int32_t *starts = st + S_STARTS;
   int32_t nstarts = 0;
   int32_t lines = 0;
@@ -90,24 +92,24 @@ int32_t aurae_encode_lines(uint8_t *out, const uint8_t *in, int32_t *st, const u
     const int32_t len = (int32_t)(nl - (in + pos));
     if (len > max_line) break;
     const int32_t body = chlen + (len > 0 ? 1 + varint_size((uint64_t)len) + len : 0) + ts_field;
-    const int32_t total = (per > 0 ? 2 : 1) + varint_size((uint64_t)body) + body;
+    int32_t total = (per > 0 ? 2 : 1) + varint_size((uint64_t)body) + body;
+    /* does this line open a response (which needs room for its prefix too)? */
+    const int opens = per == 0 || open < 0 || resp_lines >= per || at - open >= batch_bytes;
+    if (opens) total += frame;
     if (at + total > cap) break;
-    uint8_t *p;
+    if (opens) {
+      if (nstarts == starts_cap) break;
+      at += frame;
+      starts[nstarts++] = at;
+      open = at;
+      resp_lines = 0;
+    }
+    uint8_t *p = out + at;
     if (per > 0) {
-      if (open < 0 || resp_lines >= per || at - open >= batch_bytes) {
-        if (nstarts == starts_cap) break;
-        starts[nstarts++] = at;
-        open = at;
-        resp_lines = 0;
-      }
       resp_lines++;
-      p = out + at;
       *p++ = 0xa2; /* field 100 (items), length-delimited, as a two-byte varint */
       *p++ = 0x06;
     } else {
-      if (nstarts == starts_cap) break;
-      starts[nstarts++] = at;
-      p = out + at;
       *p++ = 0x0a; /* field 1 (item), length-delimited */
     }
     p = put_varint(p, (uint64_t)body);
@@ -126,7 +128,7 @@ int32_t aurae_encode_lines(uint8_t *out, const uint8_t *in, int32_t *st, const u
     at = (int32_t)(p - out);
     pos += len + 1;
     lines++;
-    if (per > 0 && at >= batch_bytes) {
+    if (at >= batch_bytes) {
       stop = 1;
       break;
     }

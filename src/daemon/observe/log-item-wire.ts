@@ -111,13 +111,24 @@ export class LogResponseEncoder implements LineSink {
   readonly lineRun: LineSink["lineRun"];
   runEnd = 0;
   runFull = false;
+  /** bytes kept free before each response for its gRPC prefix (5 when framed, else 0) */
+  private readonly frame: number;
+  /** after finish(), with `framed`: the same responses, each behind its 5-byte gRPC prefix, in one buffer */
+  frames: Buffer | undefined;
 
-  constructor(channel: string, perResponse: boolean | number, opts: { native?: boolean } = {}) {
+  /**
+   * `framed`: leave room before each response for the 5-byte prefix gRPC puts before a message
+   * on the wire, so that finish() can also hand out all of them as one ready-to-send buffer
+   * (`frames`; the direct HTTP/2 path sends it in one write). `native: false` keeps the C
+   * encoder out (tests).
+   */
+  constructor(channel: string, perResponse: boolean | number, opts: { native?: boolean; framed?: boolean } = {}) {
     this.perResponse = perResponse === true ? Infinity : perResponse === false ? 0 : perResponse;
     this.batch = this.perResponse > 0;
     const ch = Buffer.from(channel, "latin1");
     if (ch.length >= 128) throw new RangeError("channel name too long");
     this.channelField = ch.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ch.length]), ch]);
+    this.frame = opts.framed ? 5 : 0;
     this.native = opts.native === false ? undefined : nativeLines();
     this.lineRun = this.native ? (buf, from, end, limit, ts, maxLines, maxLineBytes) => this.encodeRun(buf, from, end, limit, ts, maxLines, maxLineBytes) : undefined;
   }
@@ -148,22 +159,28 @@ export class LogResponseEncoder implements LineSink {
       body += 1 + this.lastTsSize;
     }
     if (droppedBefore > 0) body += 2 + varintSize(droppedBefore);
-    const total = (this.batch ? 2 : 1) + varintSize(body) + body;
+    let total = (this.batch ? 2 : 1) + varintSize(body) + body;
+    // does this line open a response (and so need room for its prefix too)?
+    let opens = true;
+    if (this.batch) {
+      const open = this.starts.length > 0 ? this.starts[this.starts.length - 1]! : -1;
+      opens = open < 0 || this.respLines >= this.perResponse || this.at - open >= BATCH_MESSAGE_BYTES;
+    }
+    if (opens) total += this.frame;
     if (!this.out) this.newArena();
     if (this.at + total > (this.out === this.arena ? this.readFrom : this.out!.length)) this.grow(total);
     const out = this.out!;
     let at = this.at;
+    if (opens) {
+      at += this.frame;
+      this.starts.push(at);
+      this.respLines = 0;
+    }
     if (this.batch) {
-      const open = this.starts.length > 0 ? this.starts[this.starts.length - 1]! : -1;
-      if (open < 0 || this.respLines >= this.perResponse || at - open >= BATCH_MESSAGE_BYTES) {
-        this.starts.push(at);
-        this.respLines = 0;
-      }
       this.respLines++;
       out[at++] = 0xa2; // field 100 (items), length-delimited: (100 << 3 | 2) as a two-byte varint
       out[at++] = 0x06;
     } else {
-      this.starts.push(at);
       out[at++] = 0x0a; // field 1 (item), length-delimited
     }
     at = writeVarint(out, at, body);
@@ -190,7 +207,7 @@ export class LogResponseEncoder implements LineSink {
       at = writeVarint(out, at, droppedBefore);
     }
     this.at = at;
-    return !this.batch || at < BATCH_MESSAGE_BYTES;
+    return at < BATCH_MESSAGE_BYTES;
   }
 
   /**
@@ -219,6 +236,7 @@ export class LogResponseEncoder implements LineSink {
     st[Slot.MaxLineBytes] = maxLineBytes;
     st[Slot.BatchBytes] = BATCH_MESSAGE_BYTES;
     st[Slot.StartsCap] = STARTS_CAP;
+    st[Slot.Frame] = this.frame;
     const n = this.native!(out, buf, st, this.channelField, this.channelField.length, Math.floor(timestamp));
     if (n > 0) {
       this.at = st[Slot.At]!;
@@ -238,8 +256,19 @@ export class LogResponseEncoder implements LineSink {
    */
   finish(): Buffer[] {
     const out = this.out;
+    this.frames = undefined;
     if (!out || this.at === 0) return [];
-    const msgs = this.starts.map((s, i) => out.subarray(s, i + 1 < this.starts.length ? this.starts[i + 1] : this.at));
+    const f = this.frame;
+    const starts = this.starts;
+    const msgs = starts.map((s, i) => out.subarray(s, i + 1 < starts.length ? starts[i + 1]! - f : this.at));
+    if (f > 0) {
+      for (let i = 0; i < starts.length; i++) {
+        const s = starts[i]!;
+        out[s - 5] = 0; // not compressed
+        out.writeUInt32BE(msgs[i]!.length, s - 4);
+      }
+      this.frames = out.subarray(starts[0]! - 5, this.at);
+    }
     this.starts = [];
     this.respLines = 0;
     if (out === this.arena) {

@@ -31,6 +31,7 @@ export const enum Slot {
   NStarts,
   StartsCap,
   Stop,
+  Frame,
   Starts = 16,
 }
 

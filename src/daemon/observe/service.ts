@@ -27,8 +27,13 @@ export const OBSERVE_SERVICE_NAME = "aurae.observe.v0.ObserveService";
 export const DAEMON_LOG_CHANNEL = "auraed";
 /** history of the daemon log stream (records are lines of JSON) */
 export const DAEMON_LOG_HISTORY_BYTES = 1024 * 1024;
-/** lines taken from a log per batch (bounds what one stream holds outside the log) */
+/** signals taken per batch (bounds what one stream holds outside the hub) */
 const BATCH = 256;
+/**
+ * lines taken from an output or log per take (each take's responses go out in one write; a take
+ * also ends once its responses hold 128 KiB, so long lines do not make it large)
+ */
+const TAKE_LINES = 1024;
 /** the most lines one response carries with the batch extension (about 1 MB of 1 kB lines) */
 export const MAX_LINES_PER_MESSAGE = 1024;
 
@@ -101,10 +106,12 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     const stop = () => reader.close();
     active.add(stop);
     w.onClose(stop);
-    // a take is at least BATCH lines (one read of the file), in responses of `perLines` each
+    // a take is up to TAKE_LINES lines (or 128 KiB of responses), in responses of `perLines` each
     const perLines = Math.min(perMessage, MAX_LINES_PER_MESSAGE);
-    const take = Math.max(perLines, BATCH);
-    const encoder = new LogResponseEncoder(channel, perLines);
+    const take = TAKE_LINES;
+    // the direct HTTP/2 path takes a take's responses as one buffer of frames
+    const framed = typeof (call as { writeFrames?: unknown }).writeFrames === "function";
+    const encoder = new LogResponseEncoder(channel, perLines, { framed });
     try {
       for (;;) {
         const n = reader.takeBytes(encoder, take);
@@ -116,9 +123,8 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
         }
         // What one take gives goes out whole; a full buffer then waits for 'drain' before the
         // next take, so a stream holds at most one take beyond its mark.
-        let ok = true;
-        for (const msg of encoder.finish()) ok = w.write(msg);
-        if (!ok) {
+        const msgs = encoder.finish();
+        if (!w.writeMany(msgs, encoder.frames)) {
           await w.ready();
           if (w.closed) return;
         }

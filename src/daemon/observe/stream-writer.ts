@@ -34,6 +34,23 @@ export class StreamWriter<T> {
     return !this.full;
   }
 
+  /**
+   * Queues messages: as one buffer of ready-made gRPC frames (`frames`: the same messages,
+   * each behind its 5-byte prefix) when the call takes frames (the direct HTTP/2 path), else
+   * one by one. Returns false when the caller should await ready() before more.
+   */
+  writeMany(msgs: T[], frames: Buffer | undefined): boolean {
+    if (this.isClosed) return false;
+    const direct = this.call as unknown as { writeFrames?: (frames: Buffer, msgs: T[]) => boolean };
+    if (frames && typeof direct.writeFrames === "function") {
+      if (!direct.writeFrames(frames, msgs)) this.full = true;
+      return !this.full;
+    }
+    let ok = true;
+    for (const m of msgs) ok = this.write(m);
+    return ok;
+  }
+
   /** Resolves when more messages may be written, or when the stream closed. */
   ready(): Promise<void> {
     if (!this.full || this.isClosed) return Promise.resolve();

@@ -262,6 +262,21 @@ export class DirectServerStream extends EventEmitter {
     return ok;
   }
 
+  /**
+   * Queues several responses already framed for the wire (`frames`: each of `msgs` behind its
+   * 5-byte prefix, one buffer) in one write; false when the caller should wait for 'drain'.
+   * `responseSent` gets each of `msgs` once the write completed.
+   */
+  writeFrames(frames: Buffer, msgs: Buffer[]): boolean {
+    const sent = this.method.responseSent;
+    if (this.finished) {
+      if (sent) for (const m of msgs) sent(m);
+      return false;
+    }
+    this.sendMetadata();
+    return this.stream.write(frames, sent ? () => msgs.forEach((m) => sent(m)) : undefined);
+  }
+
   /** Ends the call with status OK (or the status a failure set). */
   end(): void {
     if (this.finished) return;
