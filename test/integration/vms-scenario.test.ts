@@ -123,6 +123,7 @@ describe("Aurae's VM scenario through the daemon", { skip: SKIP, timeout: 600_00
     assert.equal(stopped?.auraedAddress, "");
     const guestConsole = fs.readFileSync(path.join(d.dir, "run", "vms", id, "console.log"), "utf8");
     assert.match(guestConsole, /power button pressed: shutting down/, "Stop pressed the guest's ACPI power button");
+    assert.match(guestConsole, /"msg":"output line encoder: native"/, "the guest's auraed loads the C line encoder its image carries");
     assert.match(guestConsole, /"msg":"auraed stopped"[\s\S]*reboot: Power down/, "the guest's auraed shut down, then powered off");
     assert.ok(!d.logs.some((l) => /did not power off/.test(l)), "no kill was needed");
     await call(vms, vms.free, { vmId: id });
