@@ -42,6 +42,8 @@ const enum State {
 
 /** a run of at least this many bytes goes to the WebAssembly loop (below it, copying costs more than it saves) */
 const WASM_MIN_BYTES = 512;
+/** a run that moved fewer lines turns the WebAssembly loop off for the rest of its piece */
+const WASM_MIN_LINES = 16;
 /** what the WebAssembly loop found */
 const run: RunResult = { lines: 0, timestamp: 0, pos: 0, to: 0, left: 0 };
 
@@ -119,6 +121,8 @@ export class OutputStreamDecoder {
   private runLines = 0;
   private runDropped = 0;
   private runTs = 0;
+  /** the WebAssembly loop is off for the rest of the current piece */
+  private wasmOff = false;
 
   /** true when no response is partly received */
   get idle(): boolean {
@@ -128,6 +132,7 @@ export class OutputStreamDecoder {
   /** Decodes one piece of DATA; its chunks go to `out`. The piece's memory becomes theirs. */
   push(b: Buffer, out: OutputChunk[]): void {
     this.piece = b;
+    this.wasmOff = false;
     this.runFrom = this.runTo = 0;
     this.runLines = 0;
     let pos = 0;
@@ -256,9 +261,12 @@ export class OutputStreamDecoder {
   private runOfItems(b: Buffer, pos: number, out: OutputChunk[]): number {
     const n = b.length;
     let left = this.msgLeft;
-    const wasm = n - pos >= WASM_MIN_BYTES ? wasmRunOfItems() : null;
-    if (wasm !== null && left > 0) {
+    const wasm = !this.wasmOff && Math.min(n, pos + left) - pos >= WASM_MIN_BYTES ? wasmRunOfItems() : null;
+    if (wasm !== null) {
       wasm(b, pos, this.runTo, left, run);
+      // a short run (empty lines, drop counts, odd entries) would make every next entry a
+      // copy of the rest: the TypeScript loop takes the rest of this piece
+      if (run.lines < WASM_MIN_LINES) this.wasmOff = true;
       if (run.lines > 0) {
         if (this.runLines === 0) {
           this.runDropped = 0;

@@ -35,6 +35,31 @@ function decode(data: Buffer, cuts: number[], wasm: boolean): Array<{ text: stri
 
 const cutsOf = (len: number, n: number) => Array.from({ length: n }, () => randomInt(0, len));
 
+/**
+ * auraed's responses of `lines`: batches of 1,024, then the first `small` lines again in
+ * responses of `per` lines each.
+ */
+function responsesOf(lines: OutputLine[], per: number, small: number): Buffer[] {
+  const msgs: Buffer[] = [];
+  for (let at = 0; at < lines.length; at += 1024) msgs.push(...encodeLogResponses("stdout", lines.slice(at, at + 1024), true));
+  const enc = new LogResponseEncoder("stdout", per, { native: false });
+  for (const l of lines.slice(0, small)) {
+    const b = Buffer.from(l.line);
+    enc.line(b, 0, b.length, l.timestamp, l.droppedBefore);
+  }
+  msgs.push(...enc.finish().map((m) => Buffer.from(m)));
+  return msgs;
+}
+
+/** The stream cut at each of `cutSets`: the same chunks with and without WebAssembly. */
+function sameBothWays(data: Buffer, cutSets: number[][]): void {
+  for (const cuts of cutSets) {
+    const js = decode(data, cuts, false);
+    assert.ok(Array.isArray(js) && js.length > 0);
+    assert.deepEqual(decode(data, cuts, true), js);
+  }
+}
+
 test("the WebAssembly loop loads", () => {
   resetWasmForTests();
   assert.ok(wasmRunOfItems());
@@ -68,22 +93,21 @@ test("auraed's responses, cut anywhere: the same chunks with and without WebAsse
       droppedBefore: i % 701 === 5 ? i : 0,
     };
   });
-  const msgs: Buffer[] = [];
-  for (let at = 0; at < lines.length; at += 1024) msgs.push(...encodeLogResponses("stdout", lines.slice(at, at + 1024), true));
-  const seven = new LogResponseEncoder("stdout", 7, { native: false });
-  for (const l of lines.slice(0, 500)) {
-    const b = Buffer.from(l.line);
-    seven.line(b, 0, b.length, l.timestamp, l.droppedBefore);
-  }
-  msgs.push(...seven.finish().map((m) => Buffer.from(m)));
+  const msgs = responsesOf(lines, 7, 500);
   msgs.push(...encodeLogResponses("stderr", lines.slice(0, 50), false)); // Aurae's one item per response
   const data = frames(msgs);
-  for (const cuts of [[], Array.from({ length: 400 }, (_, i) => i * 8192 + (i % 3)), cutsOf(data.length, 100), cutsOf(data.length, 3000)]) {
-    const js = decode(data, cuts, false);
-    const wasm = decode(data, cuts, true);
-    assert.ok(Array.isArray(js) && js.length > 0);
-    assert.deepEqual(wasm, js);
-  }
+  sameBothWays(data, [[], Array.from({ length: 400 }, (_, i) => i * 8192 + (i % 3)), cutsOf(data.length, 100), cutsOf(data.length, 3000)]);
+});
+
+test("every third line empty, drops, one line per batched response: the same chunks with and without WebAssembly", () => {
+  // entries the loop refuses (an empty line has no line field; a drop count) end its runs
+  const lines: OutputLine[] = Array.from({ length: 3000 }, (_, i) => ({
+    line: i % 3 === 2 ? "" : `${i}`.padEnd(99, "q"),
+    timestamp: 1_733_082_000_000 + i,
+    droppedBefore: i % 250 === 1 ? 3 : 0,
+  }));
+  const data = frames(responsesOf(lines, 1, 400));
+  sameBothWays(data, [[], Array.from({ length: 60 }, (_, i) => i * 16384), cutsOf(data.length, 200)]);
 });
 
 test("damaged responses: the same lines, or the same error, with and without WebAssembly", () => {

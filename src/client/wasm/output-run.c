@@ -4,16 +4,17 @@
  * moved to the front of the piece of DATA they arrived in, each followed by "\n".
  *
  *   items entry:  0xa2 0x06 <len>  LogItem
- *   LogItem:      [0x0a <n < 128> channel]  0x12 <len 1..16383> line  0x18 <timestamp varint, <= 7 bytes>
+ *   LogItem:      [0x0a <n < 128> channel]  0x12 <len 0..16383> line  0x18 <timestamp varint, <= 7 bytes>
  *
  * It does exactly what OutputStreamDecoder.runOfItems does in TypeScript (which stays as the
  * fallback and is the reference: test/unit/client-output-run-wasm.test.ts compares the two):
  * it stops at the first byte that is not such an entry wholly inside the piece, and leaves
- * that to the general decoder. Built by src/client/wasm/build.sh into output-run-wasm.ts.
+ * that to the general decoder. The caller copies in only the response's bytes from S_POS; the
+ * part before it is where the lines go. Built by src/client/wasm/build.sh into output-run-wasm.ts.
  */
 #include <stdint.h>
 
-/* Slots of the state shared with the caller (32-bit words at `state`); keep in sync with output-run-wasm-loader.ts. */
+/* Slots of the state shared with the caller (32-bit words at `state`); keep in sync with output-run.ts. */
 enum {
   S_POS = 0,   /* in/out: where the next entry starts */
   S_END,       /* the piece's end */

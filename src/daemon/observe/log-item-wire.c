@@ -33,7 +33,7 @@ enum {
   S_RESP_LINES,     /* in/out: lines in that response */
   S_MAX_LINES,      /* take at most this many lines */
   S_MAX_LINE_BYTES, /* stop before a longer line */
-  S_BATCH_BYTES,    /* batched: open a new response once the open one holds this much; either form: stop once `at` passed it */
+  S_BATCH_BYTES,    /* stop once `at` passed this (the TypeScript encoder also opens a new batched response there) */
   S_NSTARTS,        /* out: responses opened by this call (their starts follow at S_STARTS) */
   S_STARTS_CAP,     /* room for starts */
   S_STOP,           /* out: 1 when the buffer holds BATCH_BYTES or more (the caller should send it) */
@@ -113,8 +113,10 @@ int32_t aurae_encode_lines(uint8_t *out, const uint8_t *in, int32_t *st, const u
       *p++ = 0x0a; /* field 1 (item), length-delimited */
     }
     p = put_varint(p, (uint64_t)body);
-    memcpy(p, channel, (size_t)chlen);
-    p += chlen;
+    if (chlen > 0) {
+      memcpy(p, channel, (size_t)chlen);
+      p += chlen;
+    }
     if (len > 0) {
       *p++ = 0x12; /* field 2 (line), length-delimited */
       p = put_varint(p, (uint64_t)len);

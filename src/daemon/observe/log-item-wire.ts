@@ -17,9 +17,10 @@
  * Runs of whole lines are encoded by the C encoder when it is there (`lineRun`, native-lines.ts):
  * the same bytes, without JavaScript's per-line costs.
  *
- * Memory is reused: grpc-js copies each response into a frame of its own when it calls the
- * service's `responseSerialize` (serializeEncoded below), synchronously; from then on nothing
- * refers to the encoder's memory, which goes back to a small shared pool. Fresh memory for
+ * Memory is reused: the responses' memory goes back to a small shared pool once each response
+ * was handed on: on the direct HTTP/2 path when its write completed (the path's `responseSent`,
+ * which is serializeEncoded below), on grpc-js's path when grpc-js copied it into a frame of its
+ * own in the service's `responseSerialize` (serializeEncoded too), synchronously. Fresh memory for
  * every response cost page faults and, above all, garbage collections (large Buffers count as
  * external memory, which V8 collects after a budget of it was allocated).
  */
@@ -113,7 +114,10 @@ export class LogResponseEncoder implements LineSink {
   runFull = false;
   /** bytes kept free before each response for its gRPC prefix (5 when framed, else 0) */
   private readonly frame: number;
-  /** after finish(), with `framed`: the same responses, each behind its 5-byte gRPC prefix, in one buffer */
+  /**
+   * after finish(), with `framed`: the same responses, each behind its 5-byte gRPC prefix, in
+   * one buffer; valid until they were sent (it shares their memory)
+   */
   frames: Buffer | undefined;
 
   /**
@@ -286,6 +290,7 @@ export class LogResponseEncoder implements LineSink {
 
   /** Lets go of memory while there is nothing to encode (a stream waiting for output holds none). */
   release(): void {
+    this.frames = undefined;
     if (this.at > 0) return;
     if (this.arena) returnArena(this.arena);
     this.arena = undefined;
