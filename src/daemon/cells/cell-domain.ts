@@ -36,7 +36,7 @@ import { HOLDER_READY_LINE, holderArgv, holderInitPid, namespaceTypes, type Isol
 import { executableEnvironment, EXECUTABLE_PATH, lookupUid } from "../../platform/process/environment.js";
 import { bootId, identify, isAlive, type ProcessIdentity } from "../../platform/process/identity.js";
 import { readProcessIds } from "../../platform/process/proc-status.js";
-import { ShimStartError, type NamespaceType, type ShimProcess } from "../../platform/process/shim.js";
+import { ShimStartError, shimPath, type NamespaceType, type ShimProcess } from "../../platform/process/shim.js";
 import { Spawner } from "../../platform/process/spawner.js";
 import type { Reaper } from "../../platform/reaper.js";
 import { ancestorNames, cellNameProblem, checkExecutableName, parentName } from "./names.js";
@@ -465,7 +465,7 @@ export class CellDomain implements ExecutableDirectory {
       name: HOLDER_NAME,
       command: "",
       description: "namespace holder",
-      argv: holderArgv(leaf, iso),
+      argv: holderArgv(leaf, iso, shimPath()),
       env: { PATH: EXECUTABLE_PATH },
       cwd: "/",
       uid: 0,

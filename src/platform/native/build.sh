@@ -2,7 +2,7 @@
 # Builds auraed's native helpers with the system C compiler, into build/native/ under the
 # repository root (or $AURAE_NATIVE_DIR):
 # - aurae-shim: the per-executable shim (aurae-shim.c) and, in the same binary, the spawner that
-#   forks shims (spawner.c). Static, so that the same file runs on the host and inside guest images.
+#   forks shims (spawner.c) and the namespace holders' `lo` helper (lo-up.c). Static, so that the same file runs on the host and inside guest images.
 # - liblog-item-wire.so: the output streams' line encoder (src/daemon/observe/log-item-wire.c),
 #   loaded through koffi; optional for the daemon, which encodes in TypeScript without it.
 # Each is rebuilt only when a source (or this script) is newer.
@@ -15,14 +15,14 @@ mkdir -p "$out"
 
 # stale TARGET SOURCES...: true when TARGET is missing or older than a source or this script
 stale() {
-  local target="$1"
+  local target="$1" source
   shift
-  for src in "$@" "$0"; do [[ -e "$target" && "$target" -nt "$src" ]] || return 0; done
+  for source in "$@" "$0"; do [[ -e "$target" && "$target" -nt "$source" ]] || return 0; done
   return 1
 }
 
 bin="$out/aurae-shim"
-srcs=("$here/aurae-shim.c" "$here/spawner.c")
+srcs=("$here/aurae-shim.c" "$here/spawner.c" "$here/lo-up.c")
 if stale "$bin" "${srcs[@]}"; then
   "$cc" -std=gnu11 -Os -Wall -Wextra -Werror -static -o "$bin.tmp" "${srcs[@]}"
   mv "$bin.tmp" "$bin"
