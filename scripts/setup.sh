@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
-  iproute2        # ip: namespaces and links in tests, lo inside isolated cells
+  iproute2        # ip: namespaces and links in tests
   procps          # ps, pgrep
   util-linux      # unshare, nsenter, setpriv: namespace holders of isolated cells
   catatonit       # the init holding an isolated cell's namespaces (reaps orphans there)

@@ -12,7 +12,7 @@
 // a child subreaper), and exits once it has no child left. It outlives auraed: nothing of the
 // program depends on a pipe to the daemon (its stdout and stderr are files opened by auraed).
 //
-// Usage (also: `aurae-shim --spawner`, spawner.c; `aurae-shim --lo-up`, lo-up.c):
+// Usage (also: `aurae-shim --spawner`, spawner.c; `aurae-shim --holder`, holder-init.c):
 //   aurae-shim [--self-join FILE]... [--join FILE]... [--ns PID:TYPES[:START]]
 //              [--uid N --gid N] [--cwd DIR] --exit-file FILE -- PROGRAM [ARG]...
 //
@@ -373,10 +373,10 @@ int shim_main(int argc, char **argv, int detach) {
 }
 
 int spawner_main(void);
-int lo_up_main(void);
+int holder_main(int argc, char **argv);
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--spawner") == 0) return spawner_main();
-  if (argc == 2 && strcmp(argv[1], "--lo-up") == 0) return lo_up_main();
+  if (argc >= 2 && strcmp(argv[1], "--holder") == 0) return holder_main(argc - 2, argv + 2);
   return shim_main(argc, argv, 1);
 }

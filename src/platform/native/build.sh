@@ -2,7 +2,8 @@
 # Builds auraed's native helpers with the system C compiler, into build/native/ under the
 # repository root (or $AURAE_NATIVE_DIR):
 # - aurae-shim: the per-executable shim (aurae-shim.c) and, in the same binary, the spawner that
-#   forks shims (spawner.c) and the namespace holders' `lo` helper (lo-up.c). Static, so that the same file runs on the host and inside guest images.
+#   forks shims (spawner.c) and the first program of isolated cells' namespace holders
+#   (holder-init.c). Static, so that the same file runs on the host and inside guest images.
 # - liblog-item-wire.so: the output streams' line encoder (src/daemon/observe/log-item-wire.c),
 #   loaded through koffi; optional for the daemon, which encodes in TypeScript without it.
 # Each is rebuilt only when a source (or this script) is newer.
@@ -22,7 +23,7 @@ stale() {
 }
 
 bin="$out/aurae-shim"
-srcs=("$here/aurae-shim.c" "$here/spawner.c" "$here/lo-up.c")
+srcs=("$here/aurae-shim.c" "$here/spawner.c" "$here/holder-init.c")
 if stale "$bin" "${srcs[@]}"; then
   "$cc" -std=gnu11 -Os -Wall -Wextra -Werror -static -o "$bin.tmp" "${srcs[@]}"
   mv "$bin.tmp" "$bin"
