@@ -2,6 +2,18 @@
  * Output that exercises the line rules of docs/observe.md, and those rules written out
  * independently of the daemon's code, for tests of the output path at every level.
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** An empty output file `stdout` in a directory of its own, removed after the test. */
+export function tempOutputFile(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-chan-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, "stdout");
+  fs.writeFileSync(f, "");
+  return f;
+}
 
 /**
  * Multi-byte characters across read boundaries (lines of varying length), bytes that are not

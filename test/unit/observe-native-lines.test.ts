@@ -1,13 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { GetSubProcessStreamResponse } from "../../src/api/aurae/observe/v0/observe.js";
 import { LogResponseEncoder, serializeEncoded } from "../../src/daemon/observe/log-item-wire.js";
 import { nativeLines, nativeLinesPath, nativeLinesStatus, resetNativeLinesForTests } from "../../src/daemon/observe/native-lines.js";
 import { ChannelFile, type OutputReader } from "../../src/platform/output/channel-file.js";
-import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
+import { documentedLines, mixedOutput, tempOutputFile } from "../helpers/output-lines.js";
 
 // The C encoder (src/daemon/observe/log-item-wire.c) must give exactly the responses the
 // TypeScript encoder gives, through the real file reader: same bytes, same boundaries.
@@ -20,13 +18,7 @@ test("the C encoder is built and loaded where CI runs (scripts/setup.sh builds i
   assert.ok(native, `${nativeLinesPath()}: ${nativeLinesStatus()}`);
 });
 
-function tempFile(t: { after(fn: () => void): void }): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-native-"));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const f = path.join(dir, "stdout");
-  fs.writeFileSync(f, "");
-  return f;
-}
+const tempFile = tempOutputFile;
 
 /** gRPC's framing of messages: each behind its 5-byte prefix */
 function framedBytes(msgs: Buffer[]): Buffer {

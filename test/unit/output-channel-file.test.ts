@@ -1,19 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { isUtf8 } from "node:buffer";
-import { documentedLines, mixedOutput } from "../helpers/output-lines.js";
+import { documentedLines, mixedOutput, tempOutputFile } from "../helpers/output-lines.js";
 import { ChannelFile, type LineSink, type OutputLine, type OutputReader } from "../../src/platform/output/channel-file.js";
 
-function tempFile(t: { after(fn: () => void): void }): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aurae-chan-"));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const f = path.join(dir, "stdout");
-  fs.writeFileSync(f, "");
-  return f;
-}
+const tempFile = tempOutputFile;
 
 function drain(r: OutputReader, max = 1000): { lines: OutputLine[]; ended: boolean } {
   const lines: OutputLine[] = [];

@@ -216,7 +216,7 @@ export class LogResponseEncoder implements LineSink {
 
   /**
    * A run of whole lines through the C encoder (LineSink.lineRun): the same bytes as line() for
-   * each, same response boundaries, same stop once a batched buffer is full. It stops early
+   * each, same response boundaries, same stop once the buffer holds 128 KiB. It stops early
    * (and the reader hands the next line to line()) where line() has work the C encoder does
    * not do: a line that does not fit in the buffer, one longer than maxLineBytes.
    */

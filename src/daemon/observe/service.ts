@@ -64,9 +64,9 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
   const logSub = logger.subscribe((r) => daemonLog.append(r.line, r.time));
   for (const r of logSub.backlog) daemonLog.append(r.line, r.time);
   // which encoder the output streams use (the C one, or why not)
-  const encoder = nativeLinesStatus();
-  if (encoder === "native") logger.info("output line encoder: native", { library: nativeLinesPath() });
-  else logger.warn("output line encoder: TypeScript (slower)", { reason: encoder });
+  const lineEncoder = nativeLinesStatus();
+  if (lineEncoder === "native") logger.info("output line encoder: native", { library: nativeLinesPath() });
+  else logger.warn("output line encoder: TypeScript (slower)", { reason: lineEncoder });
 
   let cgroupIndex: CgroupIndex | undefined;
   const hub = new SignalHub({
@@ -108,13 +108,11 @@ export function createObserveService(ctx: DaemonContext, deps: ObserveDeps): Ser
     w.onClose(stop);
     // a take is up to TAKE_LINES lines (or 128 KiB of responses), in responses of `perLines` each
     const perLines = Math.min(perMessage, MAX_LINES_PER_MESSAGE);
-    const take = TAKE_LINES;
     // the direct HTTP/2 path takes a take's responses as one buffer of frames
-    const framed = typeof (call as { writeFrames?: unknown }).writeFrames === "function";
-    const encoder = new LogResponseEncoder(channel, perLines, { framed });
+    const encoder = new LogResponseEncoder(channel, perLines, { framed: w.takesFrames });
     try {
       for (;;) {
-        const n = reader.takeBytes(encoder, take);
+        const n = reader.takeBytes(encoder, TAKE_LINES);
         if (n === null || w.closed) return;
         if (n === 0) {
           encoder.release();

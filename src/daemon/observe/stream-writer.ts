@@ -1,5 +1,10 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
 
+/** A call that takes several messages as one buffer of gRPC frames (DirectServerStream). */
+interface FramesCall<T> {
+  writeFrames(frames: Buffer, msgs: T[]): boolean;
+}
+
 /**
  * Writes messages to a server stream without piling them up: after `call.write` reports a full
  * buffer, `ready()` waits for 'drain'. Ends (closed = true) when the client cancels or the call
@@ -41,14 +46,18 @@ export class StreamWriter<T> {
    */
   writeMany(msgs: T[], frames: Buffer | undefined): boolean {
     if (this.isClosed) return false;
-    const direct = this.call as unknown as { writeFrames?: (frames: Buffer, msgs: T[]) => boolean };
-    if (frames && typeof direct.writeFrames === "function") {
-      if (!direct.writeFrames(frames, msgs)) this.full = true;
+    if (frames && this.takesFrames) {
+      if (!(this.call as unknown as FramesCall<T>).writeFrames(frames, msgs)) this.full = true;
       return !this.full;
     }
     let ok = true;
     for (const m of msgs) ok = this.write(m);
     return ok;
+  }
+
+  /** true when the call takes a buffer of ready-made frames (the direct HTTP/2 path): worth encoding them so */
+  get takesFrames(): boolean {
+    return typeof (this.call as unknown as Partial<FramesCall<T>>).writeFrames === "function";
   }
 
   /** Resolves when more messages may be written, or when the stream closed. */

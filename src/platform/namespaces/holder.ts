@@ -14,7 +14,7 @@
  * - `aurae-shim --holder` (src/platform/native/holder-init.c) names the host (the cell's leaf
  *   name), brings `lo` up in a new network namespace and says "ready" on its stdout before it
  *   execs catatonit: the static shim does what a shell running `hostname` and `ip link set lo
- *   up` did, without loading a shell, hostname and ip (Allocate 17.3 -> 13 ms here).
+ *   up` did, without loading a shell, hostname and ip (Allocate 17.3 -> 12 ms here).
  * - `catatonit -P` is pid 1 of the cell: it reaps every orphan there and quits on SIGTERM or
  *   SIGINT (then the kernel kills what is left in the pid namespace).
  *

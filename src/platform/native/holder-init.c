@@ -6,7 +6,7 @@
 // IFF_UP, what `ip link set lo up` does), writes "ready\n" on its stdout and execs PROGRAM
 // (catatonit, the cell's init). Doing this here, in the static aurae-shim, instead of a shell
 // running `hostname` and `ip` saves a fork, an exec and a dynamic load for each: Allocate of an
-// isolated cell went from 17.3 to 13 ms here (docs/cells.md).
+// isolated cell went from 17.3 to 12 ms here (docs/cells.md).
 //
 // Any failure is reported on stderr, naming the step, and exits 1 before "ready" is written.
 #define _GNU_SOURCE
